@@ -1,0 +1,19 @@
+"""The papermill entry points run with injected parameters (a missing `parameters` tag would silently ignore them)."""
+import json
+from pathlib import Path
+
+import papermill as pm
+
+NBS = Path(__file__).parents[1] / 'nbs'
+
+
+def test_make_dataset_uses_injected_parameters(tmp_path):
+    out_dir = tmp_path / 'dataset'
+    pm.execute_notebook(str(NBS / 'make_dataset.ipynb'), str(tmp_path / 'out.ipynb'), cwd=str(NBS),
+                        parameters=dict(out_dir=str(out_dir), seed=3, workers=1), progress_bar=False)
+    meta = json.loads((out_dir / 'synthetic.json').read_text())
+    assert meta['config']['seed'] == 3
+    executed = json.loads((tmp_path / 'out.ipynb').read_text())
+    tags = [c['metadata'].get('tags', []) for c in executed['cells']]
+    assert ['parameters'] in tags and ['injected-parameters'] in tags
+    assert tags.index(['injected-parameters']) == tags.index(['parameters']) + 1
