@@ -23,8 +23,8 @@ from .mano import mirror_pose, rotate_axis_angle
 __all__ = ['INTERHAND_ENV', 'HAND_JOINTS', 'WRIST', 'MIDDLE_MCP', 'HAND_PARENTS', 'HAND_TYPES', 'interhand_root', 'load_skeleton',
            'AugmentConfig', 'DataConfig', 'square_box', 'crop_transform', 'apply_affine', 'intrinsics',
            'project_points', 'crop_camera', 'AnnotationError', 'require', 'annotation_file', 'load_coco', 'load_json',
-           'hand_validity', 'choose_hand', 'read_records', 'ImageDecodeError', 'read_image', 'bgr_to_chw',
-           'InterHandDataset']
+           'hand_validity', 'choose_hand', 'SplitAnnotations', 'read_records', 'ImageDecodeError', 'read_image',
+           'bgr_to_chw', 'InterHandDataset']
 
 # %% ../nbs/06_data.ipynb #8a2300db
 INTERHAND_ENV = 'GESTHAND_INTERHAND_DIR'
@@ -173,80 +173,92 @@ def choose_hand(hand_type: str, valid_2d: np.ndarray, valid_3d: np.ndarray) -> s
     return 'left' if left > right else 'right'
 
 # %% ../nbs/06_data.ipynb #396c0129
-def _mano_params(mano: dict | None, capture: str, frame: str, hand: str, file: Path):
-    "Pose (48,) and shape (10,) of one hand from NeuralAnnot, or None when the frame or hand is absent"
-    params = ((mano or {}).get(capture) or {}).get(frame)
-    params = params.get(hand) if isinstance(params, dict) else None
-    if params is None: return None
-    pose = np.asarray(require(params, 'pose', file), np.float64).reshape(48)
-    shape = np.asarray(require(params, 'shape', file), np.float64).reshape(10)
-    return pose, shape
+class SplitAnnotations:
+    "The annotation files of one split, loaded once, with lookups that return None for absent entries"
+    def __init__(self, root: Path, split: str, mano: bool | str | Path | None = None):
+        self.data_file, self.camera_file, self.joint_file = (annotation_file(root, split, k) for k in ('data', 'camera', 'joint_3d'))
+        self.coco, self.cameras, self.joints = load_coco(self.data_file), load_json(self.camera_file), load_json(self.joint_file)
+        default_mano = annotation_file(root, split, 'MANO_NeuralAnnot')
+        self.mano_file = default_mano if mano is None or mano is True else (Path(mano) if mano else None)
+        self.mano = load_json(self.mano_file) if self.mano_file is not None and self.mano_file.is_file() else None
+
+    def camera(self, capture: str, camera: str) -> tuple[np.ndarray, ...] | None:
+        "(campos, camrot, focal, princpt) of `camera` in `capture`"
+        entry = self.cameras.get(capture)
+        if entry is None: return None
+        fields = [require(entry, k, self.camera_file) for k in ('campos', 'camrot', 'focal', 'princpt')]
+        if any(camera not in f for f in fields): return None
+        return tuple(np.asarray(f[camera], np.float64) for f in fields)
+
+    def joint_3d(self, capture: str, frame: str) -> tuple[np.ndarray, np.ndarray] | None:
+        "World joints (42, 3) mm and their 3D validity (42,) of one time step"
+        entry = self.joints.get(capture, {}).get(frame)
+        if entry is None: return None
+        world = np.asarray(require(entry, 'world_coord', self.joint_file), np.float64).reshape(2 * HAND_JOINTS, 3)
+        return world, np.asarray(require(entry, 'joint_valid', self.joint_file), np.float64).reshape(2 * HAND_JOINTS)
+
+    def mano_params(self, capture: str, frame: str, hand: str) -> tuple[np.ndarray, np.ndarray] | None:
+        "World-frame NeuralAnnot pose (48,) and shape (10,) of one hand"
+        params = ((self.mano or {}).get(capture) or {}).get(frame)
+        params = params.get(hand) if isinstance(params, dict) else None
+        if params is None: return None
+        return (np.asarray(require(params, 'pose', self.mano_file), np.float64).reshape(48),
+                np.asarray(require(params, 'shape', self.mano_file), np.float64).reshape(10))
 
 def read_records(root: Path, split: str, config: DataConfig, mano: bool | str | Path | None = None) -> tuple[dict, Counter]:
     "Per-record numpy arrays of the selected annotations of `split`, and a Counter of skipped records by reason"
-    root = Path(root)
-    data_file, camera_file, joint_file = (annotation_file(root, split, k) for k in ('data', 'camera', 'joint_3d'))
-    coco, cameras, joints3d = load_coco(data_file), load_json(camera_file), load_json(joint_file)
-    mano_file = annotation_file(root, split, 'MANO_NeuralAnnot') if mano is None or mano is True else (Path(mano) if mano else None)
-    mano_params = load_json(mano_file) if mano_file is not None and mano_file.is_file() else None
-    image_exists, skipped, labels, rows = _FolderIndex(), Counter(), {}, []
-    for annot_id, ann in coco.anns.items():
+    files, root = SplitAnnotations(Path(root), split, mano), Path(root)
+    data_file, image_exists, skipped, labels, rows = files.data_file, _FolderIndex(), Counter(), {}, []
+    for annot_id, ann in files.coco.anns.items():
         hand_type = require(ann, 'hand_type', data_file)
         if hand_type not in config.hand_types or not require(ann, 'hand_type_valid', data_file): continue
-        image_id = require(ann, 'image_id', data_file)
-        bbox = np.asarray(require(ann, 'bbox', data_file), np.float64).reshape(4)
-        valid_2d = np.asarray(require(ann, 'joint_valid', data_file), np.float64).reshape(2 * HAND_JOINTS)
-        img = coco.imgs.get(image_id)
+        image_id, bbox, valid_2d = (require(ann, k, data_file) for k in ('image_id', 'bbox', 'joint_valid'))
+        img = files.coco.imgs.get(image_id)
         if img is None: skipped['missing_image'] += 1; continue
         seq_name = require(img, 'seq_name', data_file)
         if seq_name not in labels: labels[seq_name] = gesture_label(seq_name, config.gesture_scheme)
         if config.labeled_only and labels[seq_name] is None: continue
         capture, frame, camera = (str(require(img, k, data_file)) for k in ('capture', 'frame_idx', 'camera'))
         path = root/'images'/split/require(img, 'file_name', data_file)
-        joint_entry = joints3d.get(capture, {}).get(frame)
-        if joint_entry is None: skipped['missing_joint_3d'] += 1; continue
-        world = np.asarray(require(joint_entry, 'world_coord', joint_file), np.float64).reshape(2 * HAND_JOINTS, 3)
-        valid_3d = np.asarray(require(joint_entry, 'joint_valid', joint_file), np.float64).reshape(2 * HAND_JOINTS)
-        capture_cameras = cameras.get(capture)
-        camera_fields = [require(capture_cameras, k, camera_file) for k in ('campos', 'camrot', 'focal', 'princpt')] if capture_cameras else []
-        if not camera_fields or any(camera not in f for f in camera_fields): skipped['missing_camera'] += 1; continue
-        campos, camrot, focal, princpt = (np.asarray(f[camera], np.float64) for f in camera_fields)
+        joint_3d, camera_params = files.joint_3d(capture, frame), files.camera(capture, camera)
+        if joint_3d is None: skipped['missing_joint_3d'] += 1; continue
+        if camera_params is None: skipped['missing_camera'] += 1; continue
+        world, valid_3d = joint_3d
+        valid_2d = np.asarray(valid_2d, np.float64).reshape(2 * HAND_JOINTS)
         hand = choose_hand(hand_type, valid_2d, valid_3d)
         valid = hand_validity(valid_2d, valid_3d, hand)
         if valid.sum() == 0: continue
         if not image_exists(path): skipped['missing_image'] += 1; continue
         hand_world = world[_hand_slice(hand)]
         hand_world = np.where(valid[:, None] > 0, hand_world, hand_world[WRIST])
-        params = _mano_params(mano_params, capture, frame, hand, mano_file)
-        numbers = [hand_world, campos, camrot, focal, princpt, bbox] + (list(params) if params else [])
+        mano_params = files.mano_params(capture, frame, hand)
+        numbers = [hand_world, *camera_params, np.asarray(bbox, np.float64), *(mano_params or ())]
         if not all(np.isfinite(a).all() for a in numbers): skipped['non_finite'] += 1; continue
         label = labels[seq_name]
-        rows.append((str(path), hand_world, campos, camrot, focal, princpt, bbox, valid,
-                     params[0] if params else np.zeros(48), params[1] if params else np.zeros(10), params is not None,
-                     -1 if label is None else label.coarse, -1 if label is None else label.fine,
-                     hand == 'left', image_id, annot_id))
+        pose, shape = mano_params or (np.zeros(48), np.zeros(10))
+        rows.append(dict(path=str(path), world=hand_world, **dict(zip(('campos', 'camrot', 'focal', 'princpt'), camera_params)),
+                         bbox=bbox, joints_valid=valid, mano_pose=pose, mano_shape=shape, mano_valid=mano_params is not None,
+                         coarse=-1 if label is None else label.coarse, fine=-1 if label is None else label.fine,
+                         is_left=hand == 'left', image_id=image_id, annot_id=annot_id))
     return _records_to_arrays(rows), skipped
 
-_EMPTY_ROW = ('', np.zeros((HAND_JOINTS, 3)), np.zeros(3), np.eye(3), np.ones(2), np.zeros(2), np.ones(4), np.zeros(HAND_JOINTS),
-              np.zeros(48), np.zeros(10), False, -1, -1, False, -1, -1)
+_COLUMNS = dict(path=((), str), world=((HAND_JOINTS, 3), np.float64), campos=((3,), np.float64), camrot=((3, 3), np.float64),
+                focal=((2,), np.float64), princpt=((2,), np.float64), bbox=((4,), np.float64),
+                joints_valid=((HAND_JOINTS,), np.float32), mano_pose=((48,), np.float64), mano_shape=((10,), np.float64),
+                mano_valid=((), bool), coarse=((), np.int64), fine=((), np.int64), is_left=((), bool),
+                image_id=((), np.int64), annot_id=((), np.int64))
 
-def _records_to_arrays(rows: list) -> dict:
+def _records_to_arrays(rows: list[dict]) -> dict:
     "Stack record rows into arrays and move joints, projections and MANO roots into each record's camera"
-    names = ('path', 'world', 'campos', 'camrot', 'focal', 'princpt', 'bbox', 'joints_valid', 'mano_pose', 'mano_shape',
-             'mano_valid', 'coarse', 'fine', 'is_left', 'image_id', 'annot_id')
-    columns = {name: np.array([row[i] for row in rows], dtype=str if isinstance(template, str) else np.asarray(template).dtype).reshape(-1, *np.shape(template))
-               for i, (name, template) in enumerate(zip(names, _EMPTY_ROW))}
-    joints_cam = (columns['world'] - columns['campos'][:, None]) @ columns['camrot'].swapaxes(1, 2)
+    columns = {name: np.array([row[name] for row in rows], dtype).reshape(-1, *shape) for name, (shape, dtype) in _COLUMNS.items()}
+    world, campos, camrot, focal, princpt = (columns.pop(k) for k in ('world', 'campos', 'camrot', 'focal', 'princpt'))
+    joints_cam = (world - campos[:, None]) @ camrot.swapaxes(1, 2)
     K = np.zeros((len(rows), 3, 3)); K[:, 2, 2] = 1
-    K[:, 0, 0], K[:, 1, 1] = columns['focal'].T
-    K[:, :2, 2] = columns['princpt']
-    mano_pose = columns['mano_pose']
-    if len(rows): mano_pose[:, :3] = rotate_axis_angle(columns['camrot'], mano_pose[:, :3])
-    mano_pose[~columns['mano_valid']] = 0
-    return dict(path=columns['path'], joints_cam=joints_cam, joints_img=project_points(K, joints_cam), K=K,
-                bbox=columns['bbox'], joints_valid=columns['joints_valid'].astype(np.float32), mano_pose=mano_pose,
-                mano_shape=columns['mano_shape'], mano_valid=columns['mano_valid'], coarse=columns['coarse'],
-                fine=columns['fine'], is_left=columns['is_left'], image_id=columns['image_id'], annot_id=columns['annot_id'])
+    K[:, 0, 0], K[:, 1, 1] = focal.T
+    K[:, :2, 2] = princpt
+    if rows: columns['mano_pose'][:, :3] = rotate_axis_angle(camrot, columns['mano_pose'][:, :3])
+    columns['mano_pose'][~columns['mano_valid']] = 0
+    return dict(columns, joints_cam=joints_cam, joints_img=project_points(K, joints_cam), K=K)
 
 # %% ../nbs/06_data.ipynb #3416e17d
 class ImageDecodeError(OSError):
