@@ -300,6 +300,7 @@ class InterHandDataset(Dataset):
         return subset
 
     def __getitem__(self, index: int) -> dict:
+        if not -len(self) <= index < len(self): raise IndexError(f'index {index} out of range for {len(self)} records')
         for attempt in range(len(self)):
             i = (index + attempt) % len(self)
             try: image = read_image(self.records['path'][i])
