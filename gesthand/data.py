@@ -140,8 +140,10 @@ def load_coco(path: Path) -> COCO:
     "`data.json` as a quiet pycocotools `COCO` index"
     if not path.is_file(): raise FileNotFoundError(f'missing annotation file {path}')
     with contextlib.redirect_stdout(io.StringIO()):
-        try: return COCO(str(path))
+        try: coco = COCO(str(path))
         except KeyError as e: raise AnnotationError(f'{path.name}: missing key {e.args[0]!r}') from None
+    for key in ('images', 'annotations'): require(coco.dataset, key, path)
+    return coco
 
 def load_json(path: Path) -> dict:
     "A plain JSON annotation file, with a clear error when it is absent"
