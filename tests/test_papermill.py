@@ -17,3 +17,14 @@ def test_make_dataset_uses_injected_parameters(tmp_path):
     tags = [c['metadata'].get('tags', []) for c in executed['cells']]
     assert ['parameters'] in tags and ['injected-parameters'] in tags
     assert tags.index(['injected-parameters']) == tags.index(['parameters']) + 1
+
+
+def test_train_stage2_runs_with_injected_parameters(tmp_path):
+    out = tmp_path / 'out.ipynb'
+    pm.execute_notebook(str(NBS / 'train_stage2.ipynb'), str(out), cwd=str(NBS), progress_bar=False,
+                        parameters=dict(epochs=1, max_steps=2, runs_dir=str(tmp_path / 'runs'),
+                                        results_dir=str(tmp_path / 'results'), injection='cross_attention', name='papermill'))
+    results = json.loads((tmp_path / 'results' / 'smoke-papermill-stage2-seed0.json').read_text())
+    assert results['config']['tokens']['injection'] == 'cross_attention' and results['config']['stage2']['epochs'] == 1
+    assert results['hardware'] == 'cpu' and results['metrics']['num_samples'] > 0
+    assert (tmp_path / 'runs' / 'smoke-papermill-seed0' / 'stage2' / 'last.pt').exists()
