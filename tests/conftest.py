@@ -1,7 +1,6 @@
 import os
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
-os.environ.setdefault('MPLBACKEND', 'agg')
 
 import pytest
 

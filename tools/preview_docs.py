@@ -28,7 +28,10 @@ def execute(src: Path, dst: Path, timeout: int = 600) -> Path:
     nb = nbformat.read(src, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == 'code' and 'nbdev_export(' in cell.source: cell.source = ''
-    NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(src.parent)}}).execute()
+    backend = os.environ.pop('MPLBACKEND', None)  # a non-inline backend in the kernel's environment would drop every figure
+    try: NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(src.parent)}}).execute()
+    finally:
+        if backend is not None: os.environ['MPLBACKEND'] = backend
     dst.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dst)
     return dst
