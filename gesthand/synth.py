@@ -270,6 +270,8 @@ def plan_sequence(config: SynthConfig, models: HandModels, root: Path, split: st
     hand_type = next(iter(hands)) if len(hands) == 1 else 'interacting'
     records = {'images': [], 'joint_3d': {}, 'mano': {}}
     jobs = []
+    colors = np.concatenate([skin_vertex_colors(778 + 81, subject.skin_rgb, item_rng(config, split, capture, side, 'skin'))
+                             for side in posed])  # hand then forearm, per side: the order `meshes` is built in
     for f in range(config.frames_per_sequence):
         frame_idx = seq_index * config.frames_per_sequence + f
         world = np.ones((42, 3)); present = np.zeros(42, bool)
@@ -283,13 +285,9 @@ def plan_sequence(config: SynthConfig, models: HandModels, root: Path, split: st
             records['mano'][str(frame_idx)] = {
                 side: _mano_record(hands[side][0][f], hands[side][1], hands[side][2][f]) if side in hands else None
                 for side in ('right', 'left')}
-        meshes, colors = [], []
-        for side, (v, j) in posed.items():
-            meshes += [(v[f], models.faces[side]), forearm_mesh(v[f], j[f])]
-            skin = skin_vertex_colors(778 + 81, subject.skin_rgb, item_rng(config, split, capture, side, 'skin'))
-            colors += [skin[:778], skin[778:]]
+        meshes = []
+        for side, (v, j) in posed.items(): meshes += [(v[f], models.faces[side]), forearm_mesh(v[f], j[f])]
         vertices, faces = concat_meshes(meshes)
-        colors = np.concatenate(colors)
         for cam_index in sorted(rng.choice(len(rig), config.cameras_per_frame, replace=False)):
             camera = rig[cam_index]
             joints_px = camera.project(camera.to_camera(world))
