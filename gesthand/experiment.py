@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .data import DataConfig, AugmentConfig, InterHandDataset
@@ -21,10 +22,11 @@ from .mano import ManoHand, IH_ROOT
 from .training import TrainConfig, Trainer, load_checkpoint, resolve_device, seed_everything
 
 # %% auto #0
-__all__ = ['PRESETS', 'EXPERIMENTS', 'MODELS', 'ExperimentConfig', 'project_root', 'experiment_config', 'dataset_root',
-           'datasets', 'evaluate_gestures', 'train_stage1', 'stage2_model', 'build_stage2', 'run_evaluator',
-           'evaluate_pose', 'train_stage2', 'git_commit', 'device_name', 'load_stage2', 'split_loader',
-           'evaluate_checkpoint', 'write_results']
+__all__ = ['PRESETS', 'EXPERIMENTS', 'MODELS', 'MAIN_EXPERIMENTS', 'ABLATIONS', 'METRIC_LABELS', 'RUN_COLUMNS', 'CLAIMS',
+           'ExperimentConfig', 'project_root', 'experiment_config', 'dataset_root', 'datasets', 'evaluate_gestures',
+           'train_stage1', 'stage2_model', 'build_stage2', 'run_evaluator', 'evaluate_pose', 'train_stage2',
+           'git_commit', 'device_name', 'load_stage2', 'split_loader', 'evaluate_checkpoint', 'write_results',
+           'read_results', 'mean_std', 'summary_table', 'missing_runs', 'claim', 'claims', 'data_statement']
 
 # %% ../nbs/12_experiment.ipynb #60da18ad
 @dataclass
@@ -242,3 +244,71 @@ def write_results(config: ExperimentConfig, metrics: dict, kind: str, wall_secon
     tmp.write_text(json.dumps(record, indent=1, default=float))
     os.replace(tmp, path)
     return path
+
+# %% ../nbs/12_experiment.ipynb #685dad8a
+MAIN_EXPERIMENTS = ('ours', 'ours_no_pretrain', 'baseline', 'baseline_gesture', 'baseline_gesture_logits')
+ABLATIONS = tuple(name for name in EXPERIMENTS if name not in MAIN_EXPERIMENTS)
+METRIC_LABELS = {'mpjpe': 'MPJPE official (mm)', 'mpjpe_intaghand': 'MPJPE IntagHand (mm)',
+                 'mpvpe_intaghand': 'MPVPE IntagHand (mm)', 'pa_mpjpe': 'PA-MPJPE (mm)',
+                 'coarse_top1': 'coarse top-1 (%)', 'fine_top1': 'fine top-1 (%)'}
+RUN_COLUMNS = ('name', 'kind', 'seed', 'hardware', 'device', 'data', 'git_commit', 'wall_seconds')
+
+def read_results(preset: str = 'smoke', results_dir: str | os.PathLike = 'results') -> pd.DataFrame:
+    "One row per results JSON of `preset` in `results_dir` (relative to the project root): run facts and test metrics"
+    records = [json.loads(path.read_text()) for path in sorted((project_root() / results_dir).glob(f'{preset}-*.json'))]
+    return pd.DataFrame([{**{k: r[k] for k in RUN_COLUMNS}, **r['metrics']} for r in records if r.get('preset') == preset],
+                        columns=[*RUN_COLUMNS, *METRIC_LABELS])
+
+# %% ../nbs/12_experiment.ipynb #2e6f14fa
+def mean_std(values: pd.Series, scale: float = 1.0) -> str:
+    "'mean ± std' of `values` × `scale` (the mean alone for a single value, '–' for none)"
+    values = values.dropna() * scale
+    if values.empty: return '–'
+    return f'{values.mean():.1f}' + (f' ± {values.std():.1f}' if len(values) > 1 else '')
+
+def summary_table(stage2: pd.DataFrame, names) -> pd.DataFrame:
+    "Mean ± std over seeds of every metric of the stage-2 runs of `names` (rows only for those with results)"
+    rows = {name: {'n': len(group), **{label: mean_std(group[metric], 100 if 'top1' in metric else 1)
+                                       for metric, label in METRIC_LABELS.items()}}
+            for name in names if not (group := stage2[stage2['name'] == name]).empty}
+    return pd.DataFrame.from_dict(rows, orient='index', columns=['n', *METRIC_LABELS.values()]).rename_axis('experiment')
+
+def missing_runs(stage2: pd.DataFrame, names, seeds=(0, 1, 2)) -> str:
+    "A sentence naming the `names` × `seeds` stage-2 runs that have no results"
+    done = set(zip(stage2['name'], stage2['seed']))
+    missing = [f'{name} (seed {", ".join(str(s) for s in seeds if (name, s) not in done)})'
+               for name in names if any((name, s) not in done for s in seeds)]
+    return f'Missing runs: {"; ".join(missing)}.' if missing else 'Every run is present.'
+
+# %% ../nbs/12_experiment.ipynb #188b8255
+def claim(stage2: pd.DataFrame, label: str, model: str, reference: str, metric: str = 'mpjpe') -> str:
+    "A sentence stating how `model` compares with `reference` on `metric` (lower is better) over the seeds of `stage2`"
+    a, b = (stage2.loc[stage2['name'] == name, metric].dropna() for name in (model, reference))
+    absent = [name for name, values in ((model, a), (reference, b)) if values.empty]
+    if absent: return f'**{label}** cannot be decided yet: no results of {" and ".join(absent)}.'
+    seeds = f'{len(a)} seed{"s" * (len(a) > 1)}' if len(a) == len(b) else f'{len(a)} and {len(b)} seeds'
+    difference = b.mean() - a.mean()
+    verdict = f'{"better" if difference > 0 else "worse"} by {abs(difference):.1f} mm'
+    if len(a) > 1 and len(b) > 1 and abs(difference) < max(a.std(), b.std()): verdict += ', within the seed-to-seed spread'
+    return (f'**{label}**: `{model}` {mean_std(a)} mm vs `{reference}` {mean_std(b)} mm '
+            f'({METRIC_LABELS[metric].removesuffix(" (mm)")}, test split) over {seeds}: {verdict}.')
+
+CLAIMS = (('C1 (gesture pretraining)', 'ours', 'ours_no_pretrain'),
+          ('C2 (against the baseline)', 'ours', 'baseline'),
+          ('C3 (transfer to the baseline)', 'baseline_gesture', 'baseline'))
+
+def claims(stage2: pd.DataFrame, metric: str = 'mpjpe') -> str:
+    "The three claims of the book as Markdown paragraphs, decided by `metric`"
+    return '\n\n'.join(claim(stage2, *c, metric=metric) for c in CLAIMS)
+
+def data_statement(stage2: pd.DataFrame) -> str:
+    "Where and on what the stage-2 runs were measured, and how to measure on the real dataset"
+    if stage2.empty: return 'No stage-2 results yet.'
+    hardware = ', '.join(f'{h.upper()} ({", ".join(sorted(set(stage2.loc[stage2.hardware == h, "device"])))})'
+                         for h in sorted(set(stage2['hardware'])))
+    text = f'These numbers are measured on **{", ".join(sorted(set(stage2["data"])))}** data, on {hardware}.'
+    if any(d.startswith('synthetic') for d in stage2['data']):
+        text += (' Synthetic data: the numbers are not InterHand2.6M results. To run on the real dataset, point the'
+                 ' runs at it with `python tools/run_experiments.py --preset paper --param data_root=/path/to/InterHand2.6M`'
+                 ' (that is `-p data_root ...` of `nbs/train_stage2.ipynb`) or `export GESTHAND_INTERHAND_DIR=/path/to/InterHand2.6M`.')
+    return text

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .gestures import SINGLE_HAND_SEQUENCES
 from .mano import (ManoHand, load_mano_arrays, rest_root_joint, cache_dir, IH_JOINT_NAMES, IH_PARENTS, IH_ROOT,

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 # %% auto #0
 __all__ = ['LossFn', 'TrainConfig', 'resolve_device', 'autocast_dtype', 'seed_everything', 'seed_worker', 'distributed_setup',

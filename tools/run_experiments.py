@@ -8,12 +8,10 @@
 from __future__ import annotations
 import argparse, subprocess, sys, time
 from pathlib import Path
-from gesthand.experiment import EXPERIMENTS, PRESETS
+from gesthand.experiment import EXPERIMENTS, PRESETS, MAIN_EXPERIMENTS, ABLATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
-MAIN = ('ours', 'ours_no_pretrain', 'baseline', 'baseline_gesture', 'baseline_gesture_logits')
-ABLATIONS = tuple(name for name in EXPERIMENTS if name not in MAIN)
 # parameters of the book notebooks and their defaults: only the ones that differ are injected, so a default run
 # leaves no machine-specific `injected-parameters` cell in the committed notebooks
 BOOK_PARAMETERS = {'tables': {'preset': 'smoke', 'results_dir': 'results'},
@@ -25,8 +23,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     "Command-line options"
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--preset', default='smoke', choices=sorted(PRESETS), help='experiment preset (default: smoke)')
-    parser.add_argument('--experiments', nargs='+', default=list(MAIN), choices=list(EXPERIMENTS), metavar='NAME',
-                        help=f'experiments to run (default: {" ".join(MAIN)})')
+    parser.add_argument('--experiments', nargs='+', default=list(MAIN_EXPERIMENTS), choices=list(EXPERIMENTS), metavar='NAME',
+                        help=f'experiments to run (default: {" ".join(MAIN_EXPERIMENTS)})')
     parser.add_argument('--ablations', action='store_true', help=f'also run the ablations ({" ".join(ABLATIONS)})')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='seeds (default: 0 1 2)')
     parser.add_argument('--param', action='append', default=[], metavar='KEY=VALUE',
@@ -68,8 +66,9 @@ def main(argv=None) -> int:
     names = list(dict.fromkeys(args.experiments + (list(ABLATIONS) if args.ablations else [])))
     extras = extra_params(args.param)
     summary = []
-    for name in names:
-        for seed in args.seeds:
+    # seed-major, so an interrupted invocation has every experiment of the first seeds rather than all seeds of a few
+    for seed in args.seeds:
+        for name in names:
             results = results_dir / f'{args.preset}-{name}-stage2-seed{seed}.json'
             if results.exists():
                 summary.append((name, seed, 'skipped (results exist)', 0.0)); continue
