@@ -26,7 +26,8 @@ __all__ = ['PRESETS', 'EXPERIMENTS', 'MODELS', 'MAIN_EXPERIMENTS', 'ABLATIONS', 
            'ExperimentConfig', 'project_root', 'experiment_config', 'dataset_root', 'datasets', 'evaluate_gestures',
            'train_stage1', 'stage2_model', 'build_stage2', 'run_evaluator', 'evaluate_pose', 'train_stage2',
            'git_commit', 'device_name', 'load_stage2', 'split_loader', 'evaluate_checkpoint', 'write_results',
-           'read_results', 'mean_std', 'summary_table', 'missing_runs', 'claim', 'claims', 'data_statement']
+           'read_results', 'mean_std', 'summary_table', 'missing_runs', 'claim', 'claims', 'gesture_check',
+           'data_statement']
 
 # %% ../nbs/12_experiment.ipynb #60da18ad
 @dataclass
@@ -300,6 +301,16 @@ CLAIMS = (('C1 (gesture pretraining)', 'ours', 'ours_no_pretrain'),
 def claims(stage2: pd.DataFrame, metric: str = 'mpjpe') -> str:
     "The three claims of the book as Markdown paragraphs, decided by `metric`"
     return '\n\n'.join(claim(stage2, *c, metric=metric) for c in CLAIMS)
+
+def gesture_check(stage2: pd.DataFrame, model: str = 'ours', reference: str = 'ours_no_pretrain') -> str:
+    "Whether stage 1 taught `model`'s encoder gestures: its coarse top-1 against the never-trained heads of `reference`"
+    a, b = (stage2.loc[stage2['name'] == name, 'coarse_top1'].dropna() * 100 for name in (model, reference))
+    if a.empty or b.empty: return f'Stage-1 gesture accuracy cannot be compared yet: no results of {model} or {reference}.'
+    # "clearly" = more than twice the larger seed-to-seed spread, and at least 2 points when there is no spread to measure
+    margin = max(2 * max(a.std() if len(a) > 1 else 0, b.std() if len(b) > 1 else 0), 2.0)
+    verdict = 'clearly did' if a.mean() - b.mean() > margin else 'did not clearly'
+    return (f'**Did stage 1 learn gestures?** Coarse top-1 of `{model}` {mean_std(a)} % vs {mean_std(b)} % for the '
+            f'never-trained heads of `{reference}` (a chance reference): stage 1 {verdict} teach the encoder the gestures.')
 
 def data_statement(stage2: pd.DataFrame) -> str:
     "Where and on what the stage-2 runs were measured, and how to measure on the real dataset"
