@@ -128,6 +128,9 @@ def test_index_in_browser(built):
     titles = dict((Path(h).stem, t) for h, t in page.sidebar)
     assert titles == {c: nb_title(c) for c in CHAPTERS} | {'index': 'gesthand'}, f'sidebar link texts: {titles}'
     for h in hrefs: assert (OUT / h).exists(), f'sidebar links a missing page {h}'
+    assert page.main_tags.get('table'), 'the index has no results table'
+    html = (OUT / 'index.html').read_text()
+    assert all(f'C{k} (' in html for k in (1, 2, 3)), 'the index does not state the claims C1-C3'
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason='chromium is not installed (apt-get install chromium); .ci/run installs it')
@@ -150,7 +153,7 @@ def test_chapter_in_browser(built, name):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason='chromium is not installed (apt-get install chromium); .ci/run installs it')
-@pytest.mark.parametrize('name,height', [('index', 2000), ('00_gestures', 2000), ('00_gestures', 6000)])
+@pytest.mark.parametrize('name,height', [('index', 2000), ('00_gestures', 2000), ('00_gestures', 6000), ('tables', 3000), ('figures', 8000)])
 def test_screenshot(built, name, height):
     "A screenshot (saved under `_docs_preview/screenshots/`) shows a page, not a blank or broken one"
     from PIL import Image
