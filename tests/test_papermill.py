@@ -20,11 +20,14 @@ def test_make_dataset_uses_injected_parameters(tmp_path):
 
 
 def test_train_stage2_runs_with_injected_parameters(tmp_path):
+    "Injected parameters reach the config, and a named experiment keeps its own settings (no stage 1 without pretraining)"
     out = tmp_path / 'out.ipynb'
     pm.execute_notebook(str(NBS / 'train_stage2.ipynb'), str(out), cwd=str(NBS), progress_bar=False,
-                        parameters=dict(epochs=1, max_steps=2, runs_dir=str(tmp_path / 'runs'),
-                                        results_dir=str(tmp_path / 'results'), injection='cross_attention', name='papermill'))
-    results = json.loads((tmp_path / 'results' / 'smoke-papermill-stage2-seed0.json').read_text())
+                        parameters=dict(epochs=1, max_steps=2, runs_dir=str(tmp_path / 'runs'), results_dir=str(tmp_path / 'results'),
+                                        injection='cross_attention', name='ours_no_pretrain'))
+    results = json.loads((tmp_path / 'results' / 'smoke-ours_no_pretrain-stage2-seed0.json').read_text())
     assert results['config']['tokens']['injection'] == 'cross_attention' and results['config']['stage2']['epochs'] == 1
+    assert results['config']['pretrain_gestures'] is False
+    assert not list((tmp_path / 'runs').glob('stage1-*')), 'a run without gesture pretraining trained stage 1'
     assert results['hardware'] == 'cpu' and results['metrics']['num_samples'] > 0
-    assert (tmp_path / 'runs' / 'smoke-papermill-seed0' / 'stage2' / 'last.pt').exists()
+    assert (tmp_path / 'runs' / 'smoke-ours_no_pretrain-seed0' / 'stage2' / 'last.pt').exists()
