@@ -167,6 +167,11 @@ class PoseEvaluator:
     def _top1(self, level: str) -> float:
         return self._cat(f'{level}_correct')[self._cat(f'{level}_scored')].double().mean().item()
 
+    def _majority(self, level: str) -> float:
+        "Top-1 of always answering the most frequent class: the bar a gesture head must clear"
+        labels = self._cat(level)[self._cat(f'{level}_scored')]
+        return labels.bincount().max().item() / len(labels) if len(labels) else float('nan')
+
     def compute(self) -> dict:
         "Every metric over all accumulated samples (mm; accuracies as fractions)"
         if not self._parts: raise ValueError('PoseEvaluator.compute called before any update')
@@ -175,6 +180,7 @@ class PoseEvaluator:
                     mpvpe_intaghand=self._cat('mpvpe').nanmean().item(),
                     pa_mpjpe=self._cat('pa').nanmean().item(),
                     coarse_top1=self._top1('coarse'), fine_top1=self._top1('fine'),
+                    coarse_majority=self._majority('coarse'), fine_majority=self._majority('fine'),
                     num_samples=len(self._cat('official_errors')))
 
     def per_joint(self) -> pd.DataFrame:
