@@ -6,7 +6,7 @@
 # `{runs_dir}/notebooks/`. Finally `nbs/tables.ipynb` and `nbs/figures.ipynb` are executed in place (and cleaned with
 # `nbdev_clean`) so the book shows the new numbers.
 from __future__ import annotations
-import argparse, subprocess, sys, time
+import argparse, json, shlex, subprocess, sys, time
 from pathlib import Path
 from gesthand.experiment import EXPERIMENTS, PRESETS, MAIN_EXPERIMENTS, ABLATIONS
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # parameters of the book notebooks and their defaults: only the ones that differ are injected, so a default run
 # leaves no machine-specific `injected-parameters` cell in the committed notebooks
-BOOK_PARAMETERS = {'tables': {'preset': 'cpu', 'results_dir': 'results'},
+BOOK_PARAMETERS = {'tables': {'preset': 'cpu', 'results_dir': 'results', 'ablation_seeds': [0]},
                    'figures': {'preset': 'cpu', 'results_dir': 'results', 'runs_dir': 'runs', 'seed': 0}}
 BOOK = tuple(BOOK_PARAMETERS)
 
@@ -27,6 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f'experiments to run (default: {" ".join(MAIN_EXPERIMENTS)})')
     parser.add_argument('--ablations', action='store_true', help=f'also run the ablations ({" ".join(ABLATIONS)})')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='seeds (default: 0 1 2)')
+    parser.add_argument('--ablation-seeds', nargs='+', type=int, metavar='SEED',
+                        help='seeds of the ablations (default: those of --seeds; the CPU book uses 0)')
     parser.add_argument('--param', action='append', default=[], metavar='KEY=VALUE',
                         help='extra parameter of nbs/train_stage2.ipynb, repeatable (e.g. epochs=1, max_steps=5, device=cpu)')
     parser.add_argument('--runs-dir', default='runs', help='checkpoints and executed notebooks, relative to the project root (default: runs)')
@@ -46,13 +48,14 @@ def extra_params(pairs: list[str]) -> list[tuple[str, str]]:
 def papermill_command(notebook: Path, output: Path, params: list[tuple[str, object]], cwd: Path | None = None) -> list[str]:
     "The papermill command line executing `notebook` into `output` with `params`"
     command = [sys.executable, '-m', 'papermill', str(notebook), str(output)]
-    for key, value in params: command += ['-p', key, str(value)]
+    # papermill's -p reads every value as a scalar, so lists go through its YAML option (JSON is YAML)
+    for key, value in params: command += ['-y', json.dumps({key: value})] if isinstance(value, list) else ['-p', key, str(value)]
     return command + (['--cwd', str(cwd)] if cwd else [])
 
 
 def run(command: list[str], dry_run: bool) -> tuple[bool, float]:
     "Run `command` from the project root; (succeeded, seconds)"
-    print('$', ' '.join(command), flush=True)
+    print('$', shlex.join(command), flush=True)
     if dry_run: return True, 0.0
     start = time.perf_counter()
     succeeded = subprocess.run(command, cwd=ROOT).returncode == 0
@@ -64,11 +67,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     runs_dir, results_dir = (ROOT / args.runs_dir).resolve(), (ROOT / args.results_dir).resolve()
     names = list(dict.fromkeys(args.experiments + (list(ABLATIONS) if args.ablations else [])))
+    ablation_seeds = args.ablation_seeds or args.seeds
     extras = extra_params(args.param)
     summary = []
     # seed-major, so an interrupted invocation has every experiment of the first seeds rather than all seeds of a few
-    for seed in args.seeds:
+    for seed in dict.fromkeys(args.seeds + ablation_seeds):
         for name in names:
+            if seed not in (ablation_seeds if name in ABLATIONS else args.seeds): continue
             results = results_dir / f'{args.preset}-{name}-stage2-seed{seed}.json'
             if results.exists():
                 summary.append((name, seed, 'skipped (results exist)', 0.0)); continue
@@ -79,7 +84,8 @@ def main(argv=None) -> int:
             succeeded, seconds = run(papermill_command(ROOT / 'nbs/train_stage2.ipynb', output, params), args.dry_run)
             summary.append((name, seed, 'done' if succeeded else f'FAILED (see {output})', seconds))
     if not args.no_book:
-        book_params = {'preset': args.preset, 'results_dir': args.results_dir, 'runs_dir': args.runs_dir, 'seed': args.seeds[0]}
+        book_params = {'preset': args.preset, 'results_dir': args.results_dir, 'runs_dir': args.runs_dir, 'seed': args.seeds[0],
+                       'ablation_seeds': ablation_seeds}
         for notebook in BOOK:
             path = ROOT / 'nbs' / f'{notebook}.ipynb'
             params = [(key, value) for key, value in book_params.items()
