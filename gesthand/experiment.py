@@ -26,8 +26,8 @@ __all__ = ['PRESETS', 'EXPERIMENTS', 'MODELS', 'MAIN_EXPERIMENTS', 'ABLATIONS', 
            'ExperimentConfig', 'project_root', 'experiment_config', 'dataset_root', 'datasets', 'evaluate_gestures',
            'train_stage1', 'stage2_model', 'build_stage2', 'run_evaluator', 'evaluate_pose', 'train_stage2',
            'git_commit', 'device_name', 'load_stage2', 'split_loader', 'evaluate_checkpoint', 'write_results',
-           'read_results', 'mean_std', 'summary_table', 'missing_runs', 'claim', 'claims', 'gesture_check',
-           'data_statement']
+           'result_rows', 'read_results', 'mean_std', 'summary_table', 'missing_runs', 'claim', 'claims',
+           'gesture_check', 'data_statement']
 
 # %% ../nbs/12_experiment.ipynb #60da18ad
 @dataclass
@@ -259,10 +259,17 @@ METRIC_LABELS = {'mpjpe': 'MPJPE official (mm)', 'mpjpe_intaghand': 'MPJPE Intag
                  'coarse_top1': 'coarse top-1 (%)', 'fine_top1': 'fine top-1 (%)'}
 RUN_COLUMNS = ('name', 'kind', 'seed', 'hardware', 'device', 'data', 'git_commit', 'wall_seconds')
 
+def result_rows(record: dict) -> list[dict]:
+    "The row of one results record, and a row of kind 'untrained' for the untrained model it was measured against"
+    facts = {k: record[k] for k in RUN_COLUMNS}
+    rows = [{**facts, **record['metrics']}]
+    if 'untrained_metrics' in record: rows.append({**facts, 'kind': 'untrained', 'wall_seconds': None, **record['untrained_metrics']})
+    return rows
+
 def read_results(preset: str = 'smoke', results_dir: str | os.PathLike = 'results') -> pd.DataFrame:
-    "One row per results JSON of `preset` in `results_dir` (relative to the project root): run facts and test metrics"
+    "Run facts and test metrics of every results JSON of `preset` in `results_dir` (relative to the project root)"
     records = [json.loads(path.read_text()) for path in sorted((project_root() / results_dir).glob(f'{preset}-*.json'))]
-    return pd.DataFrame([{**{k: r[k] for k in RUN_COLUMNS}, **r['metrics']} for r in records if r.get('preset') == preset],
+    return pd.DataFrame([row for r in records if r.get('preset') == preset for row in result_rows(r)],
                         columns=[*RUN_COLUMNS, *METRIC_LABELS, 'coarse_majority'])
 
 # %% ../nbs/12_experiment.ipynb #2e6f14fa
