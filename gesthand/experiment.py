@@ -27,7 +27,7 @@ __all__ = ['PRESETS', 'EXPERIMENTS', 'MODELS', 'MAIN_EXPERIMENTS', 'ABLATIONS', 
            'train_stage1', 'stage2_model', 'build_stage2', 'run_evaluator', 'evaluate_pose', 'train_stage2',
            'git_commit', 'device_name', 'load_stage2', 'split_loader', 'evaluate_checkpoint', 'write_results',
            'result_rows', 'read_results', 'mean_std', 'summary_table', 'missing_runs', 'claim', 'claims',
-           'gesture_check', 'data_statement']
+           'gesture_check', 'training_check', 'data_statement']
 
 # %% ../nbs/12_experiment.ipynb #60da18ad
 @dataclass
@@ -323,6 +323,12 @@ def gesture_check(stage2: pd.DataFrame, model: str = 'ours') -> str:
     verdict = 'clearly did' if a.mean() - majority.max() > margin else 'did not clearly'
     return (f'**Did stage 1 learn gestures?** Coarse top-1 of `{model}` is {mean_std(a)} % against {majority.max():.1f} % for '
             f'always answering the most frequent class of the test split: stage 1 {verdict} teach the encoder the gestures.')
+
+def training_check(runs: pd.DataFrame, model: str = 'ours', metric: str = 'pa_mpjpe') -> str:
+    "How trained `model` compares on `metric` with itself at random weights (PA-MPJPE: the articulation alone)"
+    untrained = runs[(runs['kind'] == 'untrained') & (runs['name'] == model)].assign(name=f'{model}, untrained')
+    return claim(pd.concat([runs[runs['kind'] == 'stage2'], untrained]), 'Training against random weights', model,
+                 f'{model}, untrained', metric)
 
 def data_statement(stage2: pd.DataFrame) -> str:
     "Where and on what the stage-2 runs were measured, and how to measure on the real dataset"
