@@ -92,7 +92,7 @@ def _paper() -> ExperimentConfig:
         stage2=TrainConfig(epochs=20, batch_size=96, lr=2e-4, workers=14, lr_decay_epochs=(15, 18)))
 
 def _cpu() -> ExperimentConfig:
-    config = _smoke()  # the smoke configuration with 3 stage-2 epochs: 3 seeds of the main set fit in ~1.5 h on 2 cores
+    config = _smoke()  # the smoke configuration with 3 stage-2 epochs: 3 seeds of the main set fit in ~2.5 h on 2 cores
     config.preset, config.stage2.epochs, config.stage2.lr_decay_epochs = 'cpu', 3, (2,)
     return config
 
