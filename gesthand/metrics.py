@@ -14,7 +14,7 @@ from .mano import IH_JOINT_NAMES, IH_MIDDLE_MCP, IH_ROOT
 __all__ = ['as_points', 'as_mask', 'official_joint_errors', 'mean_per_joint', 'mpjpe_official', 'palm_length', 'intaghand_align',
            'masked_sample_mean', 'reference_joints_valid', 'intaghand_joint_errors', 'mpjpe_intaghand',
            'intaghand_vertex_errors', 'mpvpe_intaghand', 'procrustes_align', 'pa_joint_errors', 'pa_mpjpe',
-           'topk_correct', 'topk_accuracy', 'PoseEvaluator']
+           'topk_correct', 'topk_accuracy', 'majority_rate', 'PoseEvaluator']
 
 # %% ../nbs/10_metrics.ipynb #13698c18
 def as_points(points) -> torch.Tensor:
@@ -122,6 +122,12 @@ def topk_accuracy(logits, labels, k: int = 1) -> float:
     labelled = labels >= 0
     return topk_correct(logits[labelled], labels[labelled], k).double().mean().item()
 
+def majority_rate(labels) -> float:
+    "Top-1 of always answering the most frequent class among labelled samples (label ≥ 0): the bar a gesture head must clear"
+    labels = torch.as_tensor(labels)
+    labels = labels[labels >= 0]
+    return labels.bincount().max().item() / len(labels) if len(labels) else float('nan')
+
 # %% ../nbs/10_metrics.ipynb #ad6bb075
 class PoseEvaluator:
     "Accumulates per-sample pose errors and gesture hits over batches and reduces them under every protocol"
@@ -167,10 +173,7 @@ class PoseEvaluator:
     def _top1(self, level: str) -> float:
         return self._cat(f'{level}_correct')[self._cat(f'{level}_scored')].double().mean().item()
 
-    def _majority(self, level: str) -> float:
-        "Top-1 of always answering the most frequent class: the bar a gesture head must clear"
-        labels = self._cat(level)[self._cat(f'{level}_scored')]
-        return labels.bincount().max().item() / len(labels) if len(labels) else float('nan')
+    def _majority(self, level: str) -> float: return majority_rate(self._cat(level)[self._cat(f'{level}_scored')])
 
     def compute(self) -> dict:
         "Every metric over all accumulated samples (mm; accuracies as fractions)"
