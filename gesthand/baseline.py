@@ -16,7 +16,7 @@ from .losses import LossConfig
 from .mano import ManoHand, IH_ROOT
 from .tokens import (
     CAMERA_SCALE_INIT, FINGER_TOKENS, IDENTITY_6D, NUM_JOINTS, CrossFromScalars, GestureTokenTransformer,
-    _near_zero_linear, cell_centres, mano_prediction, rot6d_to_axis_angle, sample_at_points, soft_argmax_2d,
+    _near_zero_linear, cell_centres, mano_prediction, model_images, rot6d_to_axis_angle, sample_at_points, soft_argmax_2d,
     weak_perspective)
 
 # %% auto #0
@@ -103,8 +103,9 @@ class EANetBaseline(nn.Module):
         self.position_net = PositionNet(c5, cfg.heatmap_depth, cfg.input_size)
         self.rotation_net = RotationNet(c5, encoder.feature_dim, cfg, num_logits if cfg.use_gesture_logits else 0)
 
-    def forward(self, images: torch.Tensor) -> dict:
-        S = self.config.input_size
+    def forward(self, inputs: torch.Tensor | dict) -> dict:
+        "Prediction dict from images (B,3,S,S) or a sample dict holding them"
+        images, S = model_images(inputs), self.config.input_size
         if tuple(images.shape[-2:]) != (S, S):
             raise ValueError(f'images are {tuple(images.shape[-2:])}, but BaselineConfig.input_size is {S}')
         return self.regress(self.encoder(images))

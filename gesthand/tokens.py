@@ -14,13 +14,15 @@ from torch import nn
 from .mano import ManoHand, IH_FROM_MANO, IH_ROOT
 
 # %% auto #0
-__all__ = ['INJECTIONS', 'IDENTITY_6D', 'FINGER_TOKENS', 'CAMERA_SCALE_INIT', 'NUM_JOINTS', 'TokenConfig', 'cell_centres',
-           'soft_argmax_2d', 'pixels_to_grid', 'sample_at_points', 'CrossFromScalars', 'rot6d_to_matrix',
-           'matrix_to_quaternion', 'quaternion_to_axis_angle', 'rot6d_to_axis_angle', 'weak_perspective',
-           'mano_prediction', 'GestureTokenTransformer', 'stage1_state_dict']
+__all__ = ['INJECTIONS', 'GESTURE_SOURCES', 'IDENTITY_6D', 'FINGER_TOKENS', 'CAMERA_SCALE_INIT', 'NUM_JOINTS', 'ORACLE_LOGIT',
+           'TokenConfig', 'cell_centres', 'soft_argmax_2d', 'pixels_to_grid', 'sample_at_points', 'CrossFromScalars',
+           'rot6d_to_matrix', 'matrix_to_quaternion', 'quaternion_to_axis_angle', 'rot6d_to_axis_angle',
+           'weak_perspective', 'mano_prediction', 'GestureTokenTransformer', 'stage1_state_dict', 'model_images',
+           'label_logits']
 
 # %% ../nbs/08_tokens.ipynb #117feae0
 INJECTIONS = ('tokens', 'cross_attention', 'none')
+GESTURE_SOURCES = ('encoder', 'labels')
 
 @dataclass
 class TokenConfig:
@@ -31,12 +33,15 @@ class TokenConfig:
     mlp_ratio: float = 4
     dropout: float = 0.1
     injection: str = 'tokens'  # 'tokens', 'cross_attention' or 'none'
+    gesture_source: str = 'encoder'  # 'labels' injects the sample's true gestures: an oracle, an upper bound
     freeze_encoder: bool = False
     detach_logits: bool = True  # stage-1 logits are inputs; the pose loss does not train the gesture heads
     input_size: int = 256  # square crop side S in pixels
 
     def __post_init__(self):
         if self.injection not in INJECTIONS: raise ValueError(f'injection must be one of {INJECTIONS}, got {self.injection!r}')
+        if self.gesture_source not in GESTURE_SOURCES:
+            raise ValueError(f'gesture_source must be one of {GESTURE_SOURCES}, got {self.gesture_source!r}')
         if self.dim % self.heads: raise ValueError(f'dim ({self.dim}) must be divisible by heads ({self.heads})')
 
 # %% ../nbs/08_tokens.ipynb #16815eb1
@@ -164,7 +169,7 @@ class GestureTokenTransformer(nn.Module):
         self.joint_embedding = nn.Parameter(torch.randn(NUM_JOINTS, D) * 0.02)
         self.global_token = nn.Sequential(nn.Linear(D, D), nn.LayerNorm(D))
         self.global_embedding = nn.Parameter(torch.randn(D) * 0.02)
-        num_coarse, num_fine = encoder.config.num_coarse, encoder.config.num_fine
+        self.coarse_classes, self.fine_classes = num_coarse, num_fine = encoder.config.num_coarse, encoder.config.num_fine
         if cfg.injection == 'tokens':
             self.coarse_token, self.fine_token = nn.Linear(num_coarse, D), nn.Linear(num_fine, D)
         elif cfg.injection == 'cross_attention':
@@ -185,13 +190,15 @@ class GestureTokenTransformer(nn.Module):
         if self.config.freeze_encoder: self.encoder.eval()
         return self
 
-    def forward(self, images: torch.Tensor) -> dict:
-        S = self.config.input_size
+    def forward(self, inputs: torch.Tensor | dict) -> dict:
+        "Prediction dict from images (B,3,S,S) or a sample dict holding them (and the labels, for the oracle)"
+        images, S = model_images(inputs), self.config.input_size
         if tuple(images.shape[-2:]) != (S, S):
             raise ValueError(f'images are {tuple(images.shape[-2:])}, but TokenConfig.input_size is {S}')
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder):
             encoded = self.encoder(images)
-        return self.regress(encoded)
+        oracle = self.config.gesture_source == 'labels'
+        return self.regress(encoded, label_logits(inputs, self.coarse_classes, self.fine_classes) if oracle else None)
 
     def tokenize(self, features: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         "21 joint tokens (B,21,D), the global token (B,D) and the token joints (B,21,2) in crop pixels"
@@ -203,11 +210,11 @@ class GestureTokenTransformer(nn.Module):
         tokens = self.fuse_scales(sampled) + self.joint_embedding
         return tokens, self.global_token(f5.mean((2, 3))) + self.global_embedding, joints
 
-    def regress(self, encoded: dict) -> dict:
-        "Prediction dict from the encoder's output dict"
+    def regress(self, encoded: dict, injected: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
+        "Prediction dict from the encoder's output dict; `injected` (coarse, fine) replaces the logits fed to the Transformer"
         cfg, S = self.config, self.config.input_size
         tokens, global_token, token_joints = self.tokenize(encoded['features'])
-        coarse, fine = encoded['coarse_logits'], encoded['fine_logits']
+        coarse, fine = injected or (encoded['coarse_logits'], encoded['fine_logits'])
         if cfg.detach_logits: coarse, fine = coarse.detach(), fine.detach()
         extra = [global_token[:, None]]
         if cfg.injection == 'tokens':
@@ -246,3 +253,22 @@ def stage1_state_dict(checkpoint: dict) -> dict:
         raise ValueError(f'not a state dict: found non-tensor entries {[k for k, v in checkpoint.items() if not torch.is_tensor(v)][:5]}')
     prefixed = {k[len('encoder.'):]: v for k, v in checkpoint.items() if k.startswith('encoder.')}
     return prefixed or checkpoint
+
+# %% ../nbs/08_tokens.ipynb #a5e1c0d2
+ORACLE_LOGIT = 10.0  # softmax(10·one-hot) over 35 classes puts 99.8 % on the label
+
+def model_images(inputs: torch.Tensor | dict) -> torch.Tensor:
+    "The image batch of a stage-2 model input: the images themselves, or a sample dict's `image`"
+    return inputs['image'] if isinstance(inputs, dict) else inputs
+
+def _one_hot_logits(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    if (labels >= num_classes).any():
+        raise ValueError(f'gesture label {int(labels.max())} is out of range for {num_classes} classes: '
+                         'does the data\'s gesture scheme match the encoder\'s heads?')
+    return F.one_hot(labels.clamp_min(0), num_classes).float() * ORACLE_LOGIT * (labels >= 0).float()[:, None]
+
+def label_logits(inputs: torch.Tensor | dict, num_coarse: int, num_fine: int) -> tuple[torch.Tensor, torch.Tensor]:
+    "Coarse and fine logits naming a sample dict's true gestures (flat where a sample has no label)"
+    if not isinstance(inputs, dict) or not {'coarse', 'fine'} <= inputs.keys():
+        raise ValueError("gesture_source='labels' needs the sample dict with its 'coarse' and 'fine' labels, not bare images")
+    return _one_hot_logits(inputs['coarse'], num_coarse), _one_hot_logits(inputs['fine'], num_fine)

@@ -112,7 +112,7 @@ class Trainer:
     "Train `model` with `loss_fn(pred, batch, epoch) -> {'total': ..., term: ...}`, resumably"
     def __init__(self, model: nn.Module, loss_fn: LossFn, train_data: Dataset, config: TrainConfig,
                  val_data: Dataset | None = None, evaluate: Callable[[nn.Module, DataLoader], dict] | None = None,
-                 inputs: Callable[[dict], torch.Tensor] = lambda batch: batch['image']):
+                 inputs: Callable[[dict], torch.Tensor | dict] = lambda batch: batch['image']):
         self.config, self.loss_fn, self.evaluate, self.inputs = config, loss_fn, evaluate, inputs
         self.rank, self.world_size = distributed_setup()
         self.device = resolve_device(config.device)
@@ -157,7 +157,7 @@ def _train_epoch(self: Trainer, epoch: int) -> dict:
     start, images = time.perf_counter(), 0
     for step, batch in enumerate(loader):
         if step >= steps: break
-        images += len(self.inputs(batch))
+        images += len(batch['image'])
         batch = to_device(batch, self.device)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             pred = self.net(self.inputs(batch))
