@@ -131,6 +131,7 @@ def test_index_in_browser(built):
     assert page.main_tags.get('table'), 'the index has no results table'
     html = (OUT / 'index.html').read_text()
     assert all(f'C{k} (' in html for k in (1, 2, 3)), 'the index does not state the claims C1-C3'
+    assert 'Gesture ceiling' in html, 'the index does not state the gesture ceiling'
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason='chromium is not installed (apt-get install chromium); .ci/run installs it')

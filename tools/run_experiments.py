@@ -8,7 +8,9 @@
 from __future__ import annotations
 import argparse, json, shlex, subprocess, sys, time
 from pathlib import Path
-from gesthand.experiment import EXPERIMENTS, PRESETS, MAIN_EXPERIMENTS, ABLATIONS
+from gesthand.experiment import EXPERIMENTS, PRESETS, MAIN_EXPERIMENTS, ORACLE_EXPERIMENTS, ABLATIONS
+
+DEFAULT_EXPERIMENTS = [*MAIN_EXPERIMENTS, *ORACLE_EXPERIMENTS]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,8 +25,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     "Command-line options"
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--preset', default='cpu', choices=sorted(PRESETS), help='experiment preset (default: cpu)')
-    parser.add_argument('--experiments', nargs='+', default=list(MAIN_EXPERIMENTS), choices=list(EXPERIMENTS), metavar='NAME',
-                        help=f'experiments to run (default: {" ".join(MAIN_EXPERIMENTS)})')
+    parser.add_argument('--experiments', nargs='+', default=DEFAULT_EXPERIMENTS, choices=list(EXPERIMENTS), metavar='NAME',
+                        help=f'experiments to run (default: {" ".join(DEFAULT_EXPERIMENTS)})')
     parser.add_argument('--ablations', action='store_true', help=f'also run the ablations ({" ".join(ABLATIONS)})')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='seeds (default: 0 1 2)')
     parser.add_argument('--ablation-seeds', nargs='+', type=int, metavar='SEED',
