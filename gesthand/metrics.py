@@ -193,10 +193,11 @@ class PoseEvaluator:
                             index=pd.Index(IH_JOINT_NAMES, name='joint'))
 
     def per_gesture(self, level: str = 'coarse') -> pd.DataFrame:
-        "Official-style MPJPE and sample count of each `level` gesture class present, with its name"
+        "Official-style MPJPE, PA-MPJPE and sample count of each `level` gesture class present, with its name"
         names = class_names(level, self.scheme)
-        labels, errors, valid = self._cat(level), self._cat('official_errors'), self._cat('official_valid')
+        labels, errors, valid, pa = self._cat(level), self._cat('official_errors'), self._cat('official_valid'), self._cat('pa')
         rows = [dict(label=label, name=names[label], count=int((labels == label).sum()),
-                     mpjpe=mean_per_joint(errors[labels == label], valid[labels == label]).nanmean().item())
+                     mpjpe=mean_per_joint(errors[labels == label], valid[labels == label]).nanmean().item(),
+                     pa_mpjpe=pa[labels == label].nanmean().item())
                 for label in sorted(set(labels[labels >= 0].tolist()))]
-        return pd.DataFrame(rows, columns=['label', 'name', 'count', 'mpjpe']).set_index('label')
+        return pd.DataFrame(rows, columns=['label', 'name', 'count', 'mpjpe', 'pa_mpjpe']).set_index('label')
