@@ -185,8 +185,9 @@ def run_evaluator(model, loader, scheme: str = 'shared', keep: int = 0) -> tuple
     "Run a stage-2 `model` over `loader`: the filled PoseEvaluator and the first `keep` (batch, pred) pairs"
     evaluator, device, kept = PoseEvaluator(scheme), next(model.parameters()).device, []
     for batch in loader:
-        pred = {k: v.float().cpu() for k, v in model(to_device(batch, device)).items() if torch.is_tensor(v)}
-        gt = model.mano(batch['mano_pose'].to(device), batch['mano_shape'].to(device))  # mano_valid masks it in the evaluator
+        moved = to_device(batch, device)
+        pred = {k: v.float().cpu() for k, v in model(moved).items() if torch.is_tensor(v)}
+        gt = model.mano(moved['mano_pose'], moved['mano_shape'])  # mano_valid masks it in the evaluator
         rooted = (gt['vertices'] - gt['joints'][:, IH_ROOT:IH_ROOT + 1]).float().cpu() * 1000
         batch = {**batch, 'vertices': rooted + batch['joints_cam'][:, IH_ROOT:IH_ROOT + 1]}  # in the frame of joints_cam
         evaluator.update(pred, batch)

@@ -169,7 +169,7 @@ class GestureTokenTransformer(nn.Module):
         self.joint_embedding = nn.Parameter(torch.randn(NUM_JOINTS, D) * 0.02)
         self.global_token = nn.Sequential(nn.Linear(D, D), nn.LayerNorm(D))
         self.global_embedding = nn.Parameter(torch.randn(D) * 0.02)
-        self.coarse_classes, self.fine_classes = num_coarse, num_fine = encoder.config.num_coarse, encoder.config.num_fine
+        num_coarse, num_fine = encoder.config.num_coarse, encoder.config.num_fine
         if cfg.injection == 'tokens':
             self.coarse_token, self.fine_token = nn.Linear(num_coarse, D), nn.Linear(num_fine, D)
         elif cfg.injection == 'cross_attention':
@@ -197,8 +197,9 @@ class GestureTokenTransformer(nn.Module):
             raise ValueError(f'images are {tuple(images.shape[-2:])}, but TokenConfig.input_size is {S}')
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder):
             encoded = self.encoder(images)
+        heads = self.encoder.config
         oracle = self.config.gesture_source == 'labels'
-        return self.regress(encoded, label_logits(inputs, self.coarse_classes, self.fine_classes) if oracle else None)
+        return self.regress(encoded, label_logits(inputs, heads.num_coarse, heads.num_fine) if oracle else None)
 
     def tokenize(self, features: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         "21 joint tokens (B,21,D), the global token (B,D) and the token joints (B,21,2) in crop pixels"
