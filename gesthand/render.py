@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 import cv2
 import numpy as np
+from .handmodel import FINGERS, FINGER_JOINTS
+from .mano import TIP_VERTICES
 
 # %% auto #0
-__all__ = ['MONK_SKIN_TONES', 'BACKGROUND_KINDS', 'concat_meshes', 'sphere_mesh', 'vertex_normals', 'Lighting', 'RenderOutput',
-           'render', 'random_skin_tone', 'skin_vertex_colors', 'random_lighting', 'random_background', 'to_grayscale3',
-           'camera_effects']
+__all__ = ['MONK_SKIN_TONES', 'BACKGROUND_KINDS', 'SURFACE_CHANNELS', 'concat_meshes', 'sphere_mesh', 'vertex_normals',
+           'Lighting', 'RenderOutput', 'render', 'random_skin_tone', 'skin_vertex_colors', 'random_lighting',
+           'random_background', 'to_grayscale3', 'camera_effects', 'palm_frame', 'hand_surface', 'tube_surface',
+           'SkinAppearance', 'random_appearance', 'DetailLayer', 'SkinShading', 'skin_shading', 'rest_hand_view']
 
 # %% ../nbs/04_render.ipynb #b53e6391
 def concat_meshes(meshes):
@@ -134,8 +137,8 @@ def _fix_uncovered_pixels(buffer, ys, xs, face, bary, z, forms):
     return keep
 
 # %% ../nbs/04_render.ipynb #5da2e27e
-def _vertex_radiance(vertices, normals, albedo, lighting):
-    "Linear RGB leaving each vertex towards the camera under Blinn-Phong `lighting` (Gouraud shading)."
+def _vertex_lighting(vertices, normals, lighting):
+    "Per vertex, Blinn-Phong `lighting` towards the camera: the factor on albedo (ambient + diffuse) and the specular term."
     view = -vertices / np.linalg.norm(vertices, axis=1, keepdims=True)
     diffuse = np.zeros(len(vertices))
     specular = np.zeros(len(vertices))
@@ -148,8 +151,7 @@ def _vertex_radiance(vertices, normals, albedo, lighting):
         half /= np.linalg.norm(half, axis=1, keepdims=True)
         diffuse += intensity * np.maximum(n_dot_l, 0)
         specular += intensity * np.where(n_dot_l > 0, np.maximum((normals * half).sum(1), 0) ** lighting.shininess, 0)
-    return (albedo * (lighting.ambient + lighting.diffuse * diffuse)[:, None]
-            + (lighting.specular * specular)[:, None]) * np.asarray(lighting.color, np.float64)
+    return lighting.ambient + lighting.diffuse * diffuse, lighting.specular * specular
 
 # %% ../nbs/04_render.ipynb #a3696105
 class RenderOutput(NamedTuple):
@@ -159,8 +161,25 @@ class RenderOutput(NamedTuple):
     depth: np.ndarray  # (H,W) float32 camera-frame z, 0 where empty
     face_id: np.ndarray  # (H,W) int32, -1 where empty
 
-def render(vertices, faces, focal, princpt, size, vertex_colors=None, lighting=None, background=None):
-    "Render a triangle mesh (camera frame, OpenCV axes) to RGB, mask, depth and face ids on the CPU."
+_SRGB_TO_LINEAR = ((np.arange(256) / 255) ** 2.2).astype(np.float32)
+
+def _paint_skin_details(rgb, pixels, seen_faces, corners, bary, skin, highlight, light_color):
+    "Multiply the shaded pixels on each detail layer's faces by its per-pixel albedo ratio, and add its extra gloss."
+    candidates = np.flatnonzero(skin.detail_faces.take(seen_faces))  # most pixels have no detail
+    for layer in skin.layers:
+        at = candidates[layer.faces.take(seen_faces[candidates])]
+        if len(at) == 0: continue
+        at_corners, at_bary = [c[at] for c in corners], bary[:, at]
+        interpolate = lambda values: sum(b * values.take(c) for b, c in zip(at_bary, at_corners))
+        ratio, gloss = layer.shade(skin.appearance, *map(interpolate, layer.channels))
+        rows = pixels[at]
+        linear = _SRGB_TO_LINEAR.take(rgb[rows]) * ratio
+        if gloss is not None:
+            linear += (gloss * interpolate(highlight))[:, None] * light_color
+        rgb[rows] = 255 * np.clip(linear, 0, 1) ** (1 / 2.2) + 0.5
+
+def render(vertices, faces, focal, princpt, size, vertex_colors=None, lighting=None, background=None, skin=None):
+    "Render a triangle mesh (camera frame, OpenCV axes) to RGB, mask, depth and face ids on the CPU; `skin`: a `SkinShading`."
     width, height = size
     vertices = np.asarray(vertices, np.float64)
     faces = np.asarray(faces, np.int64)
@@ -168,6 +187,8 @@ def render(vertices, faces, focal, princpt, size, vertex_colors=None, lighting=N
     image = np.zeros((height, width, 3), np.uint8) if background is None else np.array(background, np.uint8)
     if image.shape != (height, width, 3):
         raise ValueError(f'background must be (H, W, 3) = {(height, width, 3)}, got {image.shape}')
+    if skin is not None and (vertex_colors is not None or len(skin.albedo) != len(vertices)):
+        raise ValueError(f'skin needs one albedo row per vertex ({len(skin.albedo)} for {len(vertices)}) and no vertex_colors')
     mask = np.zeros((height, width), bool)
     depth = np.zeros((height, width), np.float32)
     face_id = np.full((height, width), -1, np.int32)
@@ -197,20 +218,31 @@ def render(vertices, faces, focal, princpt, size, vertex_colors=None, lighting=N
     bary, zp = _barycentrics(forms, face, xs.astype(float), ys.astype(float))
     keep = _fix_uncovered_pixels(buffer, ys, xs, face, bary, zp, forms)
     ys, xs, face, bary, zp = ys[keep] + y0, xs[keep] + x0, face[keep], bary[:, keep], zp[keep]
+    seen_faces = visible[face]
     mask[ys, xs] = True
     depth[ys, xs] = zp
-    face_id[ys, xs] = visible[face]
+    face_id[ys, xs] = seen_faces
 
-    colors = np.full(3, 0.8) if vertex_colors is None else np.asarray(vertex_colors, np.float64)
-    albedo = np.broadcast_to(colors, vertices.shape) ** 2.2
-    radiance = _vertex_radiance(vertices, vertex_normals(vertices, faces), albedo, lighting or Lighting())
+    lighting = lighting or Lighting()
+    if skin is None:
+        colors = np.full(3, 0.8) if vertex_colors is None else np.asarray(vertex_colors, np.float64)
+        albedo = np.broadcast_to(colors, vertices.shape) ** 2.2
+    else:
+        albedo = skin.albedo
+    shade, highlight = _vertex_lighting(vertices, vertex_normals(vertices, faces), lighting)
+    light_color = np.asarray(lighting.color, np.float64)
+    radiance = (albedo * shade[:, None] + highlight[:, None]) * light_color
     srgb = (255 * np.clip(radiance, 0, 1) ** (1 / 2.2) + 0.5).T.astype(np.float32)  # (3 channels, V)
     corners = [c.take(face) for c in faces[visible].T]
     bary = bary.astype(np.float32)
-    pixels = (ys * width + xs) * 3
+    pixels = ys * width + xs
+    red = 3 * pixels  # index of each pixel's red byte in the flat image
     flat = image.reshape(-1)
     for channel, values in enumerate(srgb):
-        flat[pixels + channel] = sum(b * values.take(c) for b, c in zip(bary, corners))
+        flat[red + channel] = sum(b * values.take(c) for b, c in zip(bary, corners))
+    if skin is not None:
+        _paint_skin_details(image.reshape(-1, 3), pixels, seen_faces, corners, bary, skin, highlight.astype(np.float32),
+                            light_color.astype(np.float32))
     return out
 
 # %% ../nbs/04_render.ipynb #7c31d609
@@ -316,3 +348,268 @@ def camera_effects(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     noise = rng.standard_normal(out.shape[:2], dtype=np.float32)
     noise *= rng.uniform(0.5, 3.0)
     return cv2.add(out, cv2.merge([noise] * 3), dtype=cv2.CV_8U)  # saturating, without float temporaries
+
+# %% ../nbs/04_render.ipynb #dd2fc2d3
+SURFACE_CHANNELS = ('palmar', 'thumb', 'digit_s', 'nail_x', 'nail_y', 'nail_h', 'palm_u', 'palm_v',
+                    'rest_x', 'rest_y', 'rest_z', 'hand')
+_CH = {name: k for k, name in enumerate(SURFACE_CHANNELS)}
+_DIGIT_JOINTS = tuple(FINGER_JOINTS[finger] for finger in FINGERS)  # MANO joints of each digit, in TIP_VERTICES order
+_NO_NAIL = 9.0  # nail coordinates of vertices off the digits: far outside every nail
+
+def _unit(v): return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+def _orthogonal_unit(v, axis):
+    "The unit component of `v` orthogonal to the unit vector `axis`."
+    return _unit(v - (v @ axis) * axis)
+
+def _mean_pose_tip_motion(arrays, joints, tip, joint_ids):
+    "First-order motion of a digit's tip when the joints `joint_ids` take their `hands_mean` rotations."
+    mean_pose = np.asarray(arrays['hands_mean'], np.float64).reshape(15, 3)  # joints 1..15, rest-frame axis-angles
+    return sum(np.cross(mean_pose[j - 1], tip - joints[j]) for j in joint_ids)
+
+def palm_frame(arrays, tip_vertices=TIP_VERTICES):
+    "Rest-pose unit vectors of a MANO hand: palm normal (out of the palm), the fingers' direction, thumb pad normal."
+    v = np.asarray(arrays['v_template'], np.float64)
+    joints = np.asarray(arrays['J_regressor'] @ v)
+    tips = v[list(tip_vertices)]
+    mcps = joints[[ids[0] for ids in _DIGIT_JOINTS[1:]]]
+    fingers = _unit(mcps.mean(0) - joints[0])
+    normal = _unit(np.cross(mcps[0] - mcps[3], fingers))  # up to sign: left and right hands are mirror images
+    curl = sum(_mean_pose_tip_motion(arrays, joints, tips[d], _DIGIT_JOINTS[d]) for d in range(1, 5)) @ normal
+    if abs(curl) < 1e-3 * np.linalg.norm(tips[2] - joints[0]):
+        raise ValueError("MANO 'hands_mean' does not flex the fingers: cannot tell the palm from the back")
+    thumb_axis = _unit(tips[0] - joints[_DIGIT_JOINTS[0][2]])
+    pad = _orthogonal_unit(_mean_pose_tip_motion(arrays, joints, tips[0], _DIGIT_JOINTS[0][1:]), thumb_axis)
+    return np.sign(curl) * normal, fingers, pad
+
+# %% ../nbs/04_render.ipynb #12d224c6
+def _neighbourhood_mean(values, faces, iterations):
+    "Replace each vertex's value by the mean over the corners of its faces, `iterations` times (a gentle smoothing)."
+    counts = np.maximum(np.bincount(faces.ravel(), minlength=len(values)) * 3, 1)
+    for _ in range(iterations):
+        values = np.bincount(faces.ravel(), np.repeat(values[faces].sum(1), 3), len(values)) / counts
+    return values
+
+def _skeleton_segments(joints, tips):
+    "Bones as segments: start and end points, digit (0-4), whether on a digit (not in the palm), digit_s at the start."
+    starts, ends, digit, on_digit, s_start = [], [], [], [], []
+    for d, ids in enumerate(_DIGIT_JOINTS):
+        chain = [joints[0], *joints[list(ids)], tips[d]]
+        for k in range(4):  # wrist -> knuckle (in the palm), then the three phalanges
+            starts.append(chain[k]); ends.append(chain[k + 1]); digit.append(d); on_digit.append(k > 0)
+            s_start.append(4 - k)
+    return np.array(starts), np.array(ends), np.array(digit), np.array(on_digit), np.array(s_start, np.float64)
+
+def hand_surface(arrays, tip_vertices=TIP_VERTICES) -> np.ndarray:
+    "Per-vertex surface coordinates (V, len(SURFACE_CHANNELS)) float32 of a MANO hand, from its rest pose."
+    v = np.asarray(arrays['v_template'], np.float64)
+    faces = np.asarray(arrays['f'], np.int64)
+    joints = np.asarray(arrays['J_regressor'] @ v)
+    tips = v[list(tip_vertices)]
+    normal, fingers, pad = palm_frame(arrays, tip_vertices)
+    starts, ends, seg_digit, seg_on_digit, seg_s = _skeleton_segments(joints, tips)
+    bone = ends - starts
+    t = np.clip(((v[:, None] - starts) * bone).sum(-1) / (bone * bone).sum(-1), 0, 1)
+    nearest = np.linalg.norm(v[:, None] - (starts + t[..., None] * bone), axis=-1).argmin(1)
+    s = seg_s[nearest] - t[np.arange(len(v)), nearest]
+    digit = np.where(seg_on_digit[nearest], seg_digit[nearest], -1)
+    out = np.zeros((len(v), len(SURFACE_CHANNELS)))
+    out[:, _CH['thumb']] = seg_digit[nearest] == 0
+    out[:, _CH['digit_s']] = s
+    # the palmar side: the normal against the palm's, turning to the thumb pad's along the thumb's metacarpal
+    towards_pad = np.where(digit == 0, np.clip(3 - s, 0, 1), 0)[:, None]
+    reference = _unit((1 - towards_pad) * normal + towards_pad * pad)
+    out[:, _CH['palmar']] = _neighbourhood_mean((vertex_normals(v, faces) * reference).sum(1), faces, 2)
+    out[:, [_CH['nail_x'], _CH['nail_y'], _CH['nail_h']]] = _NO_NAIL
+    for d, ids in enumerate(_DIGIT_JOINTS):
+        axis, length = _unit(tips[d] - joints[ids[2]]), np.linalg.norm(tips[d] - joints[ids[2]])
+        dorsal = -_orthogonal_unit(pad if d == 0 else normal, axis)
+        mine = digit == d
+        offset = v[mine] - tips[d]
+        x = -(offset @ axis) / length
+        radius = np.median(np.linalg.norm(offset - np.outer(offset @ axis, axis), axis=1)[(x > 0.3) & (x < 0.7)])
+        out[mine, _CH['nail_x']] = x
+        out[mine, _CH['nail_y']] = offset @ np.cross(axis, dorsal) / radius
+        out[mine, _CH['nail_h']] = offset @ dorsal / radius
+    mcps = joints[[ids[0] for ids in _DIGIT_JOINTS[1:]]]
+    across = _orthogonal_unit(mcps[3] - mcps[0], fingers)
+    out[:, _CH['palm_u']] = (v - mcps[0]) @ across / ((mcps[3] - mcps[0]) @ across)
+    out[:, _CH['palm_v']] = (v - joints[0]) @ fingers / ((mcps.mean(0) - joints[0]) @ fingers)
+    out[:, [_CH['rest_x'], _CH['rest_y'], _CH['rest_z']]] = (v - joints[0]) / np.linalg.norm(tips[2] - joints[0])
+    out[:, _CH['hand']] = 1
+    return out.astype(np.float32)
+
+# %% ../nbs/04_render.ipynb #3396eaea
+def tube_surface(surface, ring_ids, n_rings: int) -> np.ndarray:
+    "Surface rows for a tube extruded from the hand's wrist ring (`n_rings` copies of it, then a cap): plain skin."
+    ring = surface[list(ring_ids)].copy()
+    ring[:, _CH['hand']] = 0
+    return np.concatenate([np.tile(ring, (n_rings, 1)), ring.mean(0, keepdims=True)])
+
+# %% ../nbs/04_render.ipynb #f5a55dee
+_PALM_TARGET = np.array([0.93, 0.74, 0.66])  # the light pink that palms tend to, whatever the skin tone (sRGB)
+_NAIL_BED = np.array([0.93, 0.72, 0.70])  # the pink of a nail bed seen through the plate
+_NAIL_EDGE = np.array([0.95, 0.92, 0.87])  # the white free edge
+
+@dataclass
+class SkinAppearance:
+    "One subject's hand skin: back, palm and nail colours (sRGB), crease, knuckle and mottle strengths."
+    dorsal_rgb: np.ndarray
+    palmar_rgb: np.ndarray
+    nail_rgb: np.ndarray
+    nail_edge_rgb: np.ndarray = field(default_factory=lambda: _NAIL_EDGE.copy())
+    nail_length: float = 0.58  # as a fraction of the distal phalanx, from its tip
+    nail_width: float = 0.72  # half width, as a fraction of the digit's radius
+    nail_gloss: float = 2.0  # specular multiplier on the nail plate
+    crease_depth: float = 0.35  # albedo lost at the centre of a digit's flexion crease
+    palm_line_depth: float = 0.3  # ... of a palm line
+    palm_line_shift: np.ndarray = field(default_factory=lambda: np.zeros(3))  # heart, head (in v), life line (in u)
+    knuckle_darkening: float = 0.2
+    mottle_waves: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (K, 3), per hand length
+    mottle_phases: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,)
+    mottle_amplitudes: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (K, 3) relative, per channel
+
+def _luma(rgb): return float(np.asarray(rgb) @ [0.299, 0.587, 0.114])
+
+def random_appearance(rng: np.random.Generator, skin_rgb) -> SkinAppearance:
+    "A random subject's hand appearance around the back-of-hand albedo `skin_rgb` (sRGB in [0, 1])."
+    skin = np.clip(np.asarray(skin_rgb, np.float64), 0, 1)
+    darkness = 1 - _luma(skin)  # melanin: darker backs have much lighter palms
+    lighten = np.clip((0.06 + 0.55 * darkness) * rng.uniform(0.7, 1.3), 0, 0.75)
+    palmar = (skin + lighten * (_PALM_TARGET - skin)) * np.array([1.0, 0.95, 0.92]) ** rng.uniform(1, 2)
+    nail = palmar + rng.uniform(0.35, 0.6) * (_NAIL_BED - palmar)
+    n_waves = 6
+    directions = rng.standard_normal((n_waves, 3))
+    waves = directions / np.linalg.norm(directions, axis=1, keepdims=True) * rng.uniform(6, 20, (n_waves, 1))
+    tint = 1 + rng.uniform(-0.4, 0.4, (n_waves, 1)) * [0.5, -0.5, -1]  # some patches redder, some paler
+    return SkinAppearance(
+        skin, np.clip(palmar, 0, 1), np.clip(nail, 0, 1), _NAIL_EDGE * rng.uniform(0.93, 1.0),
+        nail_length=rng.uniform(0.52, 0.64), nail_width=rng.uniform(0.62, 0.8), nail_gloss=rng.uniform(1.5, 3),
+        crease_depth=rng.uniform(0.25, 0.45), palm_line_depth=rng.uniform(0.2, 0.4),
+        palm_line_shift=rng.normal(0, 0.025, 3), knuckle_darkening=rng.uniform(0.05, 0.15) + 0.25 * darkness,
+        mottle_waves=waves, mottle_phases=rng.uniform(0, 2 * np.pi, n_waves),
+        mottle_amplitudes=rng.uniform(0.01, 0.03, (n_waves, 1)) * tint / np.sqrt(n_waves / 2))
+
+# %% ../nbs/04_render.ipynb #d3caecc1
+def _smoothstep(x, lo, hi):
+    t = np.clip((x - lo) / (hi - lo), 0, 1)
+    return t * t * (3 - 2 * t)
+
+def _bump(x, width):
+    "A narrow bump of height 1 at x = 0 and zero beyond `width` (cheaper than a Gaussian)."
+    return np.maximum(1 - np.square(x / width), 0)
+
+def _ramp(x, lo, hi):
+    return np.clip((x - lo) / (hi - lo), 0, 1)
+
+def _skin_albedo(appearance, surface):
+    "Linear albedo (V, 3) of the smooth features: palm against back, knuckles, mottle."
+    palm = _smoothstep(surface[:, _CH['palmar']], -0.3, 0.3)[:, None]
+    dorsal, palmar = np.asarray(appearance.dorsal_rgb) ** 2.2, np.asarray(appearance.palmar_rgb) ** 2.2
+    s, finger = surface[:, _CH['digit_s']], 1 - surface[:, _CH['thumb']]
+    knuckles = (0.6 * np.exp(-np.square((s - 1) / 0.15)) + np.exp(-np.square((s - 2) / 0.18))
+                + 0.7 * finger * np.exp(-np.square((s - 3) / 0.2)))  # DIP, PIP and MCP (not at the thumb's CMC)
+    darkening = appearance.knuckle_darkening * knuckles * surface[:, _CH['hand']] * (1 - palm[:, 0])
+    rest = surface[:, [_CH['rest_x'], _CH['rest_y'], _CH['rest_z']]]
+    mottle = np.sin(rest @ appearance.mottle_waves.T + appearance.mottle_phases) @ appearance.mottle_amplitudes
+    return np.clip((dorsal + palm * (palmar - dorsal)) * (1 - darkening)[:, None] * (1 + mottle), 0, 1)
+
+# %% ../nbs/04_render.ipynb #f39cf0d2
+_NAIL_TIP_GAP = 0.03  # the nail's free edge stops this short of the apex (fraction of the distal phalanx)
+_CREASE_TINT = np.array([0.9, 1.0, 1.1], np.float32)  # creases darken blue most: they look browner, not greyer
+_DIGIT_CREASES = (((1.0, 0.045), (1.96, 0.035), (2.04, 0.035), (2.62, 0.045)),  # fingers: DIP, PIP (double), base
+                  ((1.0, 0.045), (1.97, 0.035), (2.05, 0.035)))  # thumb: IP, MCP (double); (digit_s, half width)
+_PROFILE_STEPS = 4096  # samples of a crease profile over digit_s in [0, 4]
+
+def _crease_profiles():
+    "Darkness (2 * _PROFILE_STEPS,) of the finger (first half) and thumb creases against digit_s, for a lookup."
+    s = np.linspace(0, 4, _PROFILE_STEPS)
+    return np.concatenate([np.max([_bump(s - c, w) for c, w in creases], 0) for creases in _DIGIT_CREASES]).astype(np.float32)
+
+_CREASE_PROFILES = _crease_profiles()
+
+def _digit_crease_ratio(appearance, palmar, thumb, s):
+    "Per-pixel albedo ratio (M, 3) of the flexion creases at the digits' joints; no extra gloss."
+    index = np.clip(s * ((_PROFILE_STEPS - 1) / 4), 0, _PROFILE_STEPS - 1).astype(np.intp)
+    index += (thumb > 0.5) * _PROFILE_STEPS
+    depth = appearance.crease_depth * _CREASE_PROFILES.take(index) * _ramp(palmar, 0.1, 0.5)
+    return 1 - depth[:, None] * _CREASE_TINT, None
+
+_PALM_LINE_WIDTHS = (0.014, 0.014, 0.018)  # heart, head, life line: half widths in palm coordinates (about 1 mm)
+
+def _palm_line_offsets(shift, u, v):
+    "Signed offsets from the heart, head and life lines at palm coordinates (u, v), each with its taper along the line."
+    heart = v - (0.70 + shift[0] + 0.23 * np.square((1.15 - u) / 0.9))  # from the ulnar edge up between index and middle
+    head = v - (0.74 + shift[1] - 0.242 * (u + 0.1))  # obliquely across, from the radial edge
+    life = u - (shift[2] - 0.05 + 0.43 * np.sin(np.pi / 2 * np.clip((0.74 - v) / 0.72, 0, 1)))  # around the thenar
+    # tapers where a line ends inside the palm (the other ends run off its edges)
+    return ((heart, _ramp(u, 0.2, 0.3)), (head, _ramp(-u, -0.9, -0.78)), (life, _ramp(v, 0.0, 0.1) * _ramp(-v, -0.8, -0.7)))
+
+def _palm_lines(shift, u, v):
+    "Darkness in [0, 1] of the heart, head and life lines at palm coordinates (u, v)."
+    lines = [_bump(offset, width) * taper for (offset, taper), width in zip(_palm_line_offsets(shift, u, v), _PALM_LINE_WIDTHS)]
+    return np.maximum(np.maximum(lines[0], lines[1]), lines[2])
+
+def _palm_line_ratio(appearance, palmar, u, v):
+    "Per-pixel albedo ratio (M, 3) of the main palm creases; no extra gloss."
+    depth = appearance.palm_line_depth * _palm_lines(appearance.palm_line_shift, u, v) * _ramp(palmar, 0.1, 0.5)
+    return 1 - depth[:, None] * _CREASE_TINT, None
+
+def _nail_ratio(appearance, x, y, h):
+    "Per-pixel albedo ratio (M, 3) and extra gloss (M,) of the nails: rounded plates on the back of the tips."
+    half = appearance.nail_length / 2
+    across, along = np.abs(y) / appearance.nail_width, np.abs(x - (_NAIL_TIP_GAP + half)) / half
+    nail = _ramp(1 - along * along * along - across * across * across, 0, 0.1) * _ramp(h, 0.1, 0.2)  # superellipse
+    free_edge = _ramp(-x, -(_NAIL_TIP_GAP + 0.07), -(_NAIL_TIP_GAP + 0.05))[:, None]
+    plate, edge = np.asarray(appearance.nail_rgb) ** 2.2, np.asarray(appearance.nail_edge_rgb) ** 2.2
+    colour = plate + free_edge * (edge - plate)
+    ratio = 1 + nail[:, None] * (colour / np.maximum(np.asarray(appearance.dorsal_rgb) ** 2.2, 1e-4) - 1)
+    return ratio.astype(np.float32), nail * np.float32(appearance.nail_gloss - 1)
+
+class DetailLayer(NamedTuple):
+    "Per-pixel detail on some faces: `shade(appearance, *interpolated channels)` gives (albedo ratio, extra gloss or None)."
+    faces: np.ndarray  # (F,) bool: the faces it can touch
+    channels: np.ndarray  # (C, V) float32 surface channels to interpolate per pixel
+    shade: object
+
+class SkinShading(NamedTuple):
+    "A subject's skin on one mesh topology: per-vertex albedo and the per-pixel detail layers `render` applies."
+    appearance: SkinAppearance
+    albedo: np.ndarray  # (V, 3) linear albedo
+    layers: tuple  # of DetailLayer
+    detail_faces: np.ndarray  # (F,) bool: faces in any layer
+
+def skin_shading(surface, faces, appearance: SkinAppearance) -> SkinShading:
+    "Precompute a subject's skin for a mesh: `surface` (V, len(SURFACE_CHANNELS)) rows, `faces` (F, 3), once per topology."
+    surface, faces = np.asarray(surface, np.float32), np.asarray(faces, np.int64)
+    if surface.shape[1:] != (len(SURFACE_CHANNELS),) or len(surface) <= faces.max():
+        raise ValueError(f'surface must be (V, {len(SURFACE_CHANNELS)}) with V > {faces.max()} (the faces\' largest '
+                         f'vertex index), got {surface.shape}')
+    corner = lambda name: surface[:, _CH[name]].take(faces)
+    rows = lambda *names: surface[:, [_CH[n] for n in names]].T.copy()
+    s, u, v, x = corner('digit_s'), corner('palm_u'), corner('palm_v'), corner('nail_x')
+    palmar_skin = (corner('palmar').max(1) > 0.1) & (corner('hand').min(1) > 0.5)  # where the creases' ramp is > 0
+    near_crease = np.zeros(len(faces), bool)
+    for creases in _DIGIT_CREASES:
+        for c, w in creases: near_crease |= (s.min(1) < c + w) & (s.max(1) > c - w)
+    near_line = np.zeros(len(faces), bool)
+    for (offset, _), width in zip(_palm_line_offsets(appearance.palm_line_shift, u, v), _PALM_LINE_WIDTHS):
+        margin = width + 0.005  # a line's curvature moves it by < 0.003 within a face
+        near_line |= (offset.min(1) < margin) & (offset.max(1) > -margin)
+    on_nail = ((x.min(1) < _NAIL_TIP_GAP + appearance.nail_length) & (x.max(1) > _NAIL_TIP_GAP)
+               & (corner('nail_h').max(1) > 0.1))
+    layers = (DetailLayer(palmar_skin & near_crease, rows('palmar', 'thumb', 'digit_s'), _digit_crease_ratio),
+              DetailLayer(palmar_skin & near_line, rows('palmar', 'palm_u', 'palm_v'), _palm_line_ratio),
+              DetailLayer(on_nail, rows('nail_x', 'nail_y', 'nail_h'), _nail_ratio))
+    in_any_layer = np.logical_or.reduce([layer.faces for layer in layers])
+    return SkinShading(appearance, _skin_albedo(appearance, surface), layers, in_any_layer)
+
+# %% ../nbs/04_render.ipynb #f8ecb8cf
+def rest_hand_view(arrays, palm_to_camera: bool, distance: float = 0.9) -> np.ndarray:
+    "The rest-pose hand's vertices in a camera frame: fingers up, the palm (or the back) facing the camera."
+    normal, fingers, _ = palm_frame(arrays)
+    towards = np.array([0, 0, -1.0 if palm_to_camera else 1.0])  # OpenCV camera: z forward, y down
+    rest = np.stack([fingers, normal, np.cross(fingers, normal)])
+    view = np.stack([[0, -1.0, 0], towards, np.cross([0, -1.0, 0], towards)])
+    v = np.asarray(arrays['v_template'], np.float64)
+    return (v - v.mean(0)) @ (view.T @ rest).T + [0, 0, distance]

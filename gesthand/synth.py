@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_synth.ipynb #cdce7538
 from __future__ import annotations
-import ctypes, functools, json, math, os, shutil, zlib
+import ctypes, functools, hashlib, json, math, os, platform, shutil, time, zlib
+from collections import Counter
 from dataclasses import dataclass, field, asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -19,18 +20,21 @@ from .mano import (ManoHand, load_mano_arrays, rest_root_joint, cache_dir, IH_JO
                            IH_MIDDLE_MCP)
 from .handmodel import WRIST_RING_IDS
 from .poses import sequence_hand_poses
-from .render import (render, concat_meshes, random_lighting, random_skin_tone, skin_vertex_colors, random_background,
-                             to_grayscale3, camera_effects)
+from .render import (render, concat_meshes, random_lighting, random_skin_tone, random_background, to_grayscale3,
+                             camera_effects, hand_surface, tube_surface, random_appearance, skin_shading, SkinAppearance)
 
 # %% auto #0
-__all__ = ['TWO_HAND_SEQUENCES', 'PRESETS', 'BACKGROUND_POOL', 'BACKGROUND_SIDE', 'SKELETON_HEADER', 'SynthConfig',
-           'preset_config', 'expected_images', 'item_rng', 'Subject', 'make_subject', 'Camera', 'look_at', 'make_rig',
-           'sequence_hands', 'joint_annotation', 'ViewJob', 'background_pool', 'view_background', 'render_view',
-           'write_view', 'forearm_mesh', 'HandModels', 'plan_sequence', 'skeleton_lines', 'generate',
-           'synthetic_interhand_root']
+__all__ = ['TWO_HAND_SEQUENCES', 'WORLD_VERSION', 'PRESETS', 'MIN_BOX_SIDE_PX', 'ROOTNET_DEPTH_NOISE_MM', 'ROOTNET_BOX_NOISE',
+           'BACKGROUND_POOL', 'BACKGROUND_SIDE', 'FOREARM_STEPS', 'SKELETON_HEADER', 'ROOTNET_SPLITS',
+           'FINGERPRINT_IMAGES', 'SynthConfig', 'preset_config', 'expected_images', 'item_rng', 'Subject',
+           'make_subject', 'Camera', 'look_at', 'make_rig', 'sequence_hands', 'joint_annotation', 'dropped_view_reason',
+           'rootnet_record', 'ViewJob', 'background_pool', 'view_background', 'render_view', 'write_view',
+           'forearm_mesh', 'HandModels', 'plan_sequence', 'skeleton_lines', 'dataset_fingerprint', 'generation_record',
+           'generate', 'synthetic_interhand_root']
 
 # %% ../nbs/05_synth.ipynb #e25e43ae
 TWO_HAND_SEQUENCES = ('0266_dh_pray', '0390_dh_touchROM', 'ROM01_No_Interaction_2_Hand')
+WORLD_VERSION = 2  # bump when the generator's output changes for the same config: cached datasets are then remade
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -52,6 +56,7 @@ class SynthConfig:
 PRESETS = {
     'tiny': SynthConfig(),
     'smoke': SynthConfig(captures={'train': 3, 'val': 1, 'test': 2}, frames_per_sequence=2, cameras_per_frame=3),
+    'book': SynthConfig(captures={'train': 12, 'val': 1, 'test': 2}, frames_per_sequence=4, cameras_per_frame=10),
     'paper': SynthConfig(captures={'train': 24, 'val': 2, 'test': 6}, frames_per_sequence=20, cameras_per_frame=10,
                          cameras_per_capture=40),
 }
@@ -73,16 +78,18 @@ def item_rng(config: SynthConfig, *key) -> np.random.Generator:
 
 @dataclass
 class Subject:
-    "A person: hand shape, skin tone and the studio lighting of their capture"
+    "A person: hand shape, skin tone, how their palm, nails and creases look, and the studio lighting of their capture"
     subject_id: int
     shape: np.ndarray
     skin_rgb: np.ndarray
     lighting: object
+    appearance: SkinAppearance
 
 def make_subject(config: SynthConfig, split: str, capture: int, subject_id: int) -> Subject:
     "The subject recorded in `capture` of `split`"
     rng = item_rng(config, split, capture, 'subject')
-    return Subject(subject_id, np.clip(rng.normal(0, 1, 10), -2.5, 2.5), random_skin_tone(rng), random_lighting(rng))
+    shape, skin_rgb, lighting = np.clip(rng.normal(0, 1, 10), -2.5, 2.5), random_skin_tone(rng), random_lighting(rng)
+    return Subject(subject_id, shape, skin_rgb, lighting, random_appearance(rng, skin_rgb))
 
 # %% ../nbs/05_synth.ipynb #d5cde435
 @dataclass
@@ -174,6 +181,29 @@ def joint_annotation(joints_px: np.ndarray, present: np.ndarray, size) -> tuple[
     centre, extent = (lo + hi) / 2, (hi - lo) * 1.2
     return valid, [*(centre - extent / 2).tolist(), *extent.tolist()]
 
+MIN_BOX_SIDE_PX = 16.0  # a hand at 1 m spans about 200 px; a smaller box means almost all of it is outside the image
+
+def dropped_view_reason(bbox: list | None) -> str | None:
+    "Why a view with joint box `bbox` is not written ('no_valid_joint', 'degenerate_bbox'), or None when it is kept"
+    if bbox is None: return 'no_valid_joint'
+    if max(bbox[2:]) < MIN_BOX_SIDE_PX: return 'degenerate_bbox'
+    return None
+
+# %% ../nbs/05_synth.ipynb #b7e0a102
+ROOTNET_DEPTH_NOISE_MM = 25.0  # σ of the absolute root depth error, clipped at 3σ
+ROOTNET_BOX_NOISE = 0.05  # σ of the box centre shift (fraction of its size) and of its log-scale
+
+def rootnet_record(annot_id: int, bbox, root_depths_mm: dict, rng: np.random.Generator) -> dict:
+    "One RootNet output entry: a noisy square box around `bbox` and noisy root depths {side: mm} of the present hands"
+    x, y, w, h = bbox
+    centre = np.array([x + w / 2, y + h / 2]) + rng.normal(0, ROOTNET_BOX_NOISE, 2) * (w, h)
+    side = max(w, h) * math.exp(rng.normal(0, ROOTNET_BOX_NOISE)) * 1.25
+    noisy = {hand: depth + float(np.clip(rng.normal(0, ROOTNET_DEPTH_NOISE_MM), -3 * ROOTNET_DEPTH_NOISE_MM,
+                                         3 * ROOTNET_DEPTH_NOISE_MM)) for hand, depth in root_depths_mm.items()}
+    depths = [noisy.get(hand, next(iter(noisy.values()))) for hand in ('right', 'left')]
+    return {'annot_id': annot_id, 'bbox': np.round([*(centre - side / 2), side, side], 3).tolist(),
+            'abs_depth': np.round(depths, 3).tolist()}
+
 # %% ../nbs/05_synth.ipynb #529bf859
 @dataclass
 class ViewJob:
@@ -181,7 +211,7 @@ class ViewJob:
     path: str
     vertices_cam: np.ndarray
     faces: np.ndarray
-    colors: np.ndarray
+    skin: object  # the `SkinShading` of the view's meshes
     camera: Camera
     lighting: object
     grayscale: bool
@@ -210,7 +240,7 @@ def render_view(job: ViewJob):
     rng = np.random.default_rng(job.seed)
     background = view_background(rng, job.camera.size, job.dataset_seed)
     out = render(job.vertices_cam, job.faces, job.camera.focal, job.camera.princpt, job.camera.size,
-                 vertex_colors=job.colors, lighting=job.lighting, background=background)
+                 skin=job.skin, lighting=job.lighting, background=background)
     image = camera_effects(out.image, rng)
     return (to_grayscale3(image) if job.grayscale else image), out
 
@@ -223,7 +253,9 @@ def write_view(job: ViewJob) -> str:
     return job.path
 
 # %% ../nbs/05_synth.ipynb #290471ef
-def forearm_mesh(vertices: np.ndarray, joints: np.ndarray, length: float = 220., steps=(0.15, 0.4, 0.7, 1.0)):
+FOREARM_STEPS = (0.15, 0.4, 0.7, 1.0)  # ring positions along the forearm after the wrist ring, as fractions of its length
+
+def forearm_mesh(vertices: np.ndarray, joints: np.ndarray, length: float = 220., steps=FOREARM_STEPS):
     "A capped tube (vertices, faces) continuing the wrist ring of a posed hand (mm; IH-ordered joints)"
     ring = vertices[list(WRIST_RING_IDS)]
     axis = joints[IH_ROOT] - joints[IH_MIDDLE_MCP]; axis /= np.linalg.norm(axis)
@@ -241,11 +273,14 @@ def forearm_mesh(vertices: np.ndarray, joints: np.ndarray, length: float = 220.,
 
 # %% ../nbs/05_synth.ipynb #9fb2f73a
 class HandModels:
-    "The right and left MANO hands with their arrays and per-subject vertex colours"
+    "The right and left MANO hands with their arrays and the rest-pose surface coordinates of hand and forearm"
     def __init__(self, mano_path=None):
         self.hands = {s: ManoHand(s, mano_path) for s in ('right', 'left')}
         self.arrays = {s: load_mano_arrays(s, mano_path) for s in ('right', 'left')}
         self.faces = {s: h.layer.faces.astype(np.int32) for s, h in self.hands.items()}
+        hand = {s: hand_surface(a) for s, a in self.arrays.items()}
+        # forearm rows follow the hand's, in the order `forearm_mesh` builds its rings (then its cap)
+        self.surfaces = {s: np.concatenate([hand[s], tube_surface(hand[s], WRIST_RING_IDS, len(FOREARM_STEPS) + 1)]) for s in hand}
 
     @torch.no_grad()
     def pose(self, side: str, pose, shape, trans) -> tuple[np.ndarray, np.ndarray]:
@@ -260,7 +295,7 @@ def _mano_record(pose, shape, trans) -> dict:
 
 def plan_sequence(config: SynthConfig, models: HandModels, root: Path, split: str, capture: int, seq_index: int,
                   seq_name: str, subject: Subject, rig: list[Camera]) -> tuple[dict, list[ViewJob]]:
-    "Annotation records and render jobs for one sequence of one capture"
+    "Annotation records (with the views dropped, by reason) and render jobs for one sequence of one capture"
     hands = sequence_hands(config, split, capture, seq_name, subject, models.arrays)
     rng = item_rng(config, split, capture, seq_name, 'views')
     posed = {side: models.pose(side, *params) for side, params in hands.items()}
@@ -268,10 +303,13 @@ def plan_sequence(config: SynthConfig, models: HandModels, root: Path, split: st
     hands = {side: (p, s, t - centre_mm / 1000) for side, (p, s, t) in hands.items()}
     posed = {side: (v - centre_mm, j - centre_mm) for side, (v, j) in posed.items()}
     hand_type = next(iter(hands)) if len(hands) == 1 else 'interacting'
-    records = {'images': [], 'joint_3d': {}, 'mano': {}}
+    records = {'images': [], 'joint_3d': {}, 'mano': {}, 'dropped': Counter()}
     jobs = []
-    colors = np.concatenate([skin_vertex_colors(778 + 81, subject.skin_rgb, item_rng(config, split, capture, side, 'skin'))
-                             for side in posed])  # hand then forearm, per side: the order `meshes` is built in
+    def frame_mesh(f):  # hand then forearm, per side: the order of `models.surfaces` rows
+        return concat_meshes([mesh for side, (v, j) in posed.items()
+                              for mesh in ((v[f], models.faces[side]), forearm_mesh(v[f], j[f]))])
+    surface = np.concatenate([models.surfaces[side] for side in posed])
+    skin = skin_shading(surface, frame_mesh(0)[1], subject.appearance)  # every frame has the same topology
     for f in range(config.frames_per_sequence):
         frame_idx = seq_index * config.frames_per_sequence + f
         world = np.ones((42, 3)); present = np.zeros(42, bool)
@@ -285,14 +323,13 @@ def plan_sequence(config: SynthConfig, models: HandModels, root: Path, split: st
             records['mano'][str(frame_idx)] = {
                 side: _mano_record(hands[side][0][f], hands[side][1], hands[side][2][f]) if side in hands else None
                 for side in ('right', 'left')}
-        meshes = []
-        for side, (v, j) in posed.items(): meshes += [(v[f], models.faces[side]), forearm_mesh(v[f], j[f])]
-        vertices, faces = concat_meshes(meshes)
+        vertices, faces = frame_mesh(f)
         for cam_index in sorted(rng.choice(len(rig), config.cameras_per_frame, replace=False)):
             camera = rig[cam_index]
-            joints_px = camera.project(camera.to_camera(world))
-            joint_valid, bbox = joint_annotation(joints_px, present, camera.size)
-            if bbox is None: continue
+            joints_cam = camera.to_camera(world)
+            joint_valid, bbox = joint_annotation(camera.project(joints_cam), present, camera.size)
+            if reason := dropped_view_reason(bbox):
+                records['dropped'][reason] += 1; continue
             file_name = f'Capture{capture}/{seq_name}/cam{camera.name}/image{frame_idx}.jpg'
             hand_type_valid = hand_type != 'interacting' or int(joint_valid.sum()) > 30
             records['images'].append({
@@ -300,9 +337,10 @@ def plan_sequence(config: SynthConfig, models: HandModels, root: Path, split: st
                           'capture': capture, 'subject': subject.subject_id, 'seq_name': seq_name,
                           'camera': camera.name, 'frame_idx': frame_idx},
                 'annotation': {'bbox': np.round(bbox, 3).tolist(), 'joint_valid': [[int(v)] for v in joint_valid],
-                               'hand_type': hand_type, 'hand_type_valid': int(hand_type_valid)}})
+                               'hand_type': hand_type, 'hand_type_valid': int(hand_type_valid)},
+                'root_depths': {side: float(joints_cam[IH_ROOT + (0 if side == 'right' else 21), 2]) for side in posed}})
             jobs.append(ViewJob(str(root / 'images' / split / file_name), camera.to_camera(vertices).astype(np.float32),
-                                faces, colors, camera, subject.lighting, camera.name.startswith('41'),
+                                faces, skin, camera, subject.lighting, camera.name.startswith('41'),
                                 int(rng.integers(2**63)), config.seed, config.jpeg_quality))
     return records, jobs
 
@@ -326,6 +364,32 @@ def _camera_json(rigs: dict) -> dict:
     return {str(capture): {key: {cam.name: np.round(getattr(cam, key), digits).tolist() for cam in rig}
                            for key, digits in fields.items()} for capture, rig in rigs.items()}
 
+# %% ../nbs/05_synth.ipynb #c1f2a002
+ROOTNET_SPLITS = ('val', 'test')  # the splits the official loader reads RootNet output for
+FINGERPRINT_IMAGES = 64
+
+def _sha256(paths, root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths: digest.update(str(path.relative_to(root)).encode() + b'\0' + path.read_bytes())
+    return digest.hexdigest()
+
+def dataset_fingerprint(root: str | os.PathLike, n_images: int = FINGERPRINT_IMAGES) -> dict:
+    "SHA-256 of the annotation and RootNet files and of `n_images` evenly spaced images of the dataset at `root`"
+    root = Path(root)
+    annotations = sorted(p for folder in ('annotations', 'rootnet_output') for p in (root / folder).rglob('*') if p.is_file())
+    images = sorted((root / 'images').rglob('*.jpg'))
+    sample = [images[i] for i in np.linspace(0, len(images) - 1, min(n_images, len(images))).round().astype(int)] if images else []
+    parts = {'annotations': _sha256(annotations, root), 'images': _sha256(sample, root)}
+    return {**parts, 'sampled_images': len(sample), 'total_images': len(images),
+            'dataset': hashlib.sha256((parts['annotations'] + parts['images']).encode()).hexdigest()[:16]}
+
+# %% ../nbs/05_synth.ipynb #c1f2a004
+def generation_record(seconds: float, images: int, workers: int) -> dict:
+    "How long a dataset took to generate, and where"
+    return {'seconds': round(seconds, 1), 'images': images, 'images_per_second': round(images / max(seconds, 1e-9), 1),
+            'workers': workers, 'cpu_count': os.cpu_count(), 'machine': platform.machine(), 'processor': platform.processor(),
+            'python': platform.python_version(), 'numpy': np.__version__, 'opencv': cv2.__version__}
+
 # %% ../nbs/05_synth.ipynb #07ba9643
 def _worker_init() -> None:
     try:
@@ -337,20 +401,21 @@ def _worker_init() -> None:
 # %% ../nbs/05_synth.ipynb #14012633
 def generate(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig(), workers: int = 2,
              mano_path=None, progress: bool = True) -> Path:
-    "Write a synthetic InterHand2.6M-format dataset to `out_dir` and return it"
+    "Write a synthetic InterHand2.6M-format dataset (with RootNet files, fingerprint and dropped-view counts) to `out_dir`"
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()): raise FileExistsError(f'{out_dir} exists and is not empty')
     staging = out_dir.with_name(out_dir.name + '.partial')
     if staging.exists(): shutil.rmtree(staging)
+    start = time.perf_counter()
     models = HandModels(mano_path)
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # MANO batches here are small; more threads only fight the render workers
     pool = get_context('fork').Pool(workers, initializer=_worker_init) if workers > 1 else None
     bar = tqdm(total=expected_images(config), desc='synthetic InterHand2.6M', unit='img', disable=not progress)
-    subject_id = 0
+    subject_id, dropped = 0, {split: Counter() for split in config.captures}
     try:
         for split, n_captures in config.captures.items():
-            data, joint_3d, mano, cameras = {'images': [], 'annotations': []}, {}, {}, {}
+            data, joint_3d, mano, cameras, rootnet = {'images': [], 'annotations': []}, {}, {}, {}, []
             for capture in range(n_captures):
                 subject_id += 1
                 subject, rig = make_subject(config, split, capture, subject_id), make_rig(config, split, capture)
@@ -361,6 +426,10 @@ def generate(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig(), wo
                         image_id = len(data['images'])
                         data['images'].append({'id': image_id, **record['image']})
                         data['annotations'].append({'id': image_id, 'image_id': image_id, **record['annotation']})
+                        if split in ROOTNET_SPLITS:
+                            rootnet.append(rootnet_record(image_id, record['annotation']['bbox'], record['root_depths'],
+                                                          item_rng(config, split, image_id, 'rootnet')))
+                    dropped[split].update(records['dropped'])
                     joint_3d[str(capture)].update(records['joint_3d'])
                     mano[str(capture)].update(records['mano'])
                     for _ in (pool.imap_unordered(write_view, jobs, chunksize=4) if pool else map(write_view, jobs)):
@@ -371,8 +440,13 @@ def generate(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig(), wo
             _write_json(Path(f'{prefix}_camera.json'), _camera_json(cameras))
             _write_json(Path(f'{prefix}_joint_3d.json'), joint_3d)
             _write_json(Path(f'{prefix}_MANO_NeuralAnnot.json'), mano)
+            if split in ROOTNET_SPLITS: _write_json(staging / 'rootnet_output' / f'rootnet_interhand2.6m_output_{split}.json', rootnet)
         (staging / 'annotations' / 'skeleton.txt').write_text('\n'.join([SKELETON_HEADER] + skeleton_lines()) + '\n')
-        _write_json(staging / 'synthetic.json', {'generator': 'gesthand.synth', 'config': asdict(config)})
+        _write_json(staging / 'synthetic.json', {
+            'generator': 'gesthand.synth', 'world_version': WORLD_VERSION, 'config': asdict(config),
+            'dropped_views': {split: dict(sorted(counts.items())) for split, counts in dropped.items()},
+            'fingerprint': dataset_fingerprint(staging)})
+        _write_json(staging / 'generation.json', generation_record(time.perf_counter() - start, bar.n, workers))
     finally:
         bar.close()
         torch.set_num_threads(torch_threads)
@@ -385,7 +459,7 @@ def generate(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig(), wo
 def synthetic_interhand_root(preset: str = 'tiny', workers: int = 2, **overrides) -> Path:
     "Root of the cached synthetic dataset for `preset`, generated if missing"
     config = preset_config(preset, **overrides)
-    fingerprint = zlib.crc32(json.dumps(asdict(config), sort_keys=True, default=str).encode())
-    root = cache_dir() / f'interhand-synthetic-{preset}-{fingerprint:08x}'  # a changed preset gets a new folder
+    key = json.dumps({'world_version': WORLD_VERSION, **asdict(config)}, sort_keys=True, default=str)
+    root = cache_dir() / f'interhand-synthetic-{preset}-{zlib.crc32(key.encode()):08x}'  # a changed preset or world: a new folder
     if (root / 'synthetic.json').exists(): return root
     return generate(root, config, workers=workers)
