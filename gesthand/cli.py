@@ -4,7 +4,7 @@
 
 # %% ../nbs/99_cli.ipynb #faf9cf3d
 from __future__ import annotations
-import argparse, sys
+import argparse, pickle, sys
 from pathlib import Path
 
 # %% auto #0
@@ -12,27 +12,31 @@ __all__ = ['parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #d145ef86
 def _synth(args) -> None:
-    from gesthand.synth import generate, preset_config, expected_images
+    from gesthand.synth import generate, preset_config, expected_images, synthetic_cache_root
     captures = dict(zip(('train', 'val', 'test'), args.captures)) if args.captures else None
     overrides = {k: v for k, v in dict(frames_per_sequence=args.frames_per_sequence, cameras_per_frame=args.cameras_per_frame,
                                        cameras_per_capture=args.cameras_per_capture, captures=captures, seed=args.seed).items()
                  if v is not None}
     config = preset_config(args.preset, **overrides)
-    print(f'writing about {expected_images(config)} images to {args.out} with {args.workers} worker(s)')
-    generate(args.out, config, workers=args.workers, mano_path=args.mano_dir)
-    print(f'done: {args.out}')
+    # without --out: the cache folder the notebooks read the preset from (only for the synthetic hand they use)
+    out = args.out or (None if args.mano_dir else synthetic_cache_root(args.preset, **overrides))
+    if out is None: raise ValueError('--out is needed with --mano-dir: the cache holds datasets of the synthetic hand only')
+    print(f'writing about {expected_images(config)} images to {out} with {args.workers} worker(s)')
+    generate(out, config, workers=args.workers, mano_path=args.mano_dir)
+    print(f'done: {out}')
 
 def _convert_mano(args) -> None:
-    from gesthand.mano import convert_mano_pickle
-    for src in args.src: print(convert_mano_pickle(src, args.out))
+    from gesthand.mano import convert_mano_pickles
+    for path in convert_mano_pickles(args.src, args.out): print(path)
 
 def parser() -> argparse.ArgumentParser:
     "The `gesthand` argument parser"
     p = argparse.ArgumentParser(prog='gesthand', description='gesture-aware 3D hand pose estimation tools')
     sub = p.add_subparsers(dest='command', required=True)
     s = sub.add_parser('synth', help='write a synthetic InterHand2.6M-format dataset')
-    s.add_argument('--out', required=True, type=Path, help='new (or empty) output folder')
-    s.add_argument('--preset', default='tiny', help='tiny | smoke | paper (default: tiny)')
+    s.add_argument('--out', type=Path, help="new (or empty) output folder (default: the preset's folder in $GESTHAND_CACHE, "
+                                            'where the notebooks look for it)')
+    s.add_argument('--preset', default='tiny', help='tiny | smoke | book | paper (default: tiny)')
     s.add_argument('--frames-per-sequence', type=int, help='frames of each gesture sequence per capture')
     s.add_argument('--cameras-per-frame', type=int, help='views rendered per frame')
     s.add_argument('--cameras-per-capture', type=int, help='cameras in each capture rig')
@@ -41,13 +45,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--workers', type=int, default=2, help='rendering processes (default: 2)')
     s.add_argument('--mano-dir', help='MANO folder (default: $GESTHAND_MANO_DIR, else the synthetic hand)')
     s.set_defaults(run=_synth)
-    c = sub.add_parser('convert-mano', help='write chumpy-free copies of MANO pickles')
-    c.add_argument('src', nargs='+', type=Path, help='MANO_RIGHT.pkl / MANO_LEFT.pkl')
-    c.add_argument('out', type=Path, help='output folder')
+    c = sub.add_parser('convert-mano', help='write chumpy-free copies of MANO pickles into a folder')
+    c.add_argument('src', nargs='+', type=Path, help='MANO_RIGHT.pkl and/or MANO_LEFT.pkl')
+    c.add_argument('out', type=Path, help='output folder (created if missing); the copies keep their file names')
     c.set_defaults(run=_convert_mano)
     return p
 
 def main(argv: list[str] | None = None) -> None:
-    "Entry point of the `gesthand` command"
+    "Entry point of the `gesthand` command; a bad input is one line on stderr and exit status 1, not a traceback"
     args = parser().parse_args(argv)
-    args.run(args)
+    try: args.run(args)
+    except (OSError, ValueError, KeyError, pickle.UnpicklingError) as e: sys.exit(f'gesthand {args.command}: error: {e}')

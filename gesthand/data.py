@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_data.ipynb #c62495c9
 from __future__ import annotations
-import contextlib, copy, io, json, logging, os
+import contextlib, copy, io, json, logging, math, os, re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +20,12 @@ from .gestures import gesture_label, num_classes
 from .mano import mirror_pose, rotate_axis_angle
 
 # %% auto #0
-__all__ = ['INTERHAND_ENV', 'HAND_JOINTS', 'WRIST', 'MIDDLE_MCP', 'HAND_PARENTS', 'HAND_TYPES', 'interhand_root', 'load_skeleton',
-           'AugmentConfig', 'DataConfig', 'square_box', 'crop_transform', 'apply_affine', 'intrinsics',
-           'project_points', 'crop_camera', 'AnnotationError', 'require', 'annotation_file', 'load_coco', 'load_json',
-           'hand_validity', 'choose_hand', 'SplitAnnotations', 'read_records', 'ImageDecodeError', 'read_image',
-           'bgr_to_chw', 'InterHandDataset']
+__all__ = ['INTERHAND_ENV', 'HAND_JOINTS', 'WRIST', 'MIDDLE_MCP', 'HAND_PARENTS', 'HAND_TYPES', 'JPEG_START', 'JPEG_END',
+           'PNG_START', 'PNG_END', 'MIN_BBOX_PX', 'interhand_root', 'load_skeleton', 'AugmentConfig', 'DataConfig',
+           'square_box', 'crop_transform', 'apply_affine', 'intrinsics', 'project_points', 'crop_camera',
+           'AnnotationError', 'require', 'require_array', 'annotation_file', 'load_json', 'load_coco', 'hand_validity',
+           'choose_hand', 'resolve_image', 'ImageDecodeError', 'image_format', 'image_file_problem', 'SplitAnnotations',
+           'read_records', 'read_image', 'bgr_to_chw', 'InterHandDataset']
 
 # %% ../nbs/06_data.ipynb #592bfa71
 INTERHAND_ENV = 'GESTHAND_INTERHAND_DIR'
@@ -74,7 +75,9 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     labeled_only: bool = False
     max_samples: int | None = None
-    on_bad_image: str = 'skip'
+    on_bad_image: str = 'skip'      # a bad image found while indexing: 'skip' counts it, 'raise' stops with its name
+    require_mano: bool = True       # a split without MANO_NeuralAnnot.json is an error unless this is False
+    check_images: bool = True       # check every image's format and ending while indexing
 
     def __post_init__(self):
         self.hand_types = tuple(self.hand_types)
@@ -125,32 +128,49 @@ def crop_camera(A: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # %% ../nbs/06_data.ipynb #0190ac20
 _log = logging.getLogger(__name__)
 
-class AnnotationError(KeyError):
-    "A required key is missing from an annotation file"
+class AnnotationError(KeyError, ValueError):
+    "A broken annotation file: unparsable JSON, a missing key or a malformed array; the message names file, key and record"
     def __str__(self): return self.args[0]
 
-def require(entry: dict, key: str, file: str | Path):
-    "`entry[key]`, or an `AnnotationError` naming `file` and `key`"
+def _record_suffix(record: str | None) -> str: return f' ({record})' if record else ''
+
+def require(entry: dict, key: str, file: str | Path, record: str | None = None):
+    "`entry[key]`, or an `AnnotationError` naming `file`, `key` and the `record` (e.g. 'annotation id 5, image id 3')"
     try: return entry[key]
-    except (KeyError, TypeError): raise AnnotationError(f'{Path(file).name}: missing key {key!r}') from None
+    except (KeyError, TypeError, IndexError): raise AnnotationError(f'{Path(file).name}: missing key {key!r}{_record_suffix(record)}') from None
+
+def require_array(entry: dict, key: str, shape: tuple[int, ...], file: str | Path, record: str | None = None) -> np.ndarray:
+    "`entry[key]` as a float64 array of `shape`, or an `AnnotationError` naming file, key, record and what was found"
+    value, where = require(entry, key, file, record), _record_suffix(record)
+    try: array = np.asarray(value, np.float64)
+    except (TypeError, ValueError): raise AnnotationError(f'{Path(file).name}: {key!r} is not a numeric array of shape {shape}{where}') from None
+    if array.size != math.prod(shape):
+        raise AnnotationError(f'{Path(file).name}: {key!r} has {array.size} values, expected {math.prod(shape)} (shape {shape}){where}')
+    return array.reshape(shape)
 
 def annotation_file(root: Path, split: str, kind: str) -> Path:
     "Path of `annotations/<split>/InterHand2.6M_<split>_<kind>.json`"
     return Path(root)/'annotations'/split/f'InterHand2.6M_{split}_{kind}.json'
 
+def load_json(path: Path) -> dict:
+    "A JSON annotation file (an object at the top); a missing, truncated or corrupt file is an error naming its path"
+    if not path.is_file(): raise FileNotFoundError(f'missing annotation file {path}')
+    try:
+        with open(path, 'rb') as f: content = json.load(f)
+    except ValueError as e: raise AnnotationError(f'{path}: not valid JSON, the file is truncated or corrupt ({e})') from None
+    if not isinstance(content, dict): raise AnnotationError(f'{path}: expected a JSON object at the top, found a {type(content).__name__}')
+    return content
+
 def load_coco(path: Path) -> COCO:
     "`data.json` as a quiet pycocotools `COCO` index"
-    if not path.is_file(): raise FileNotFoundError(f'missing annotation file {path}')
+    content = load_json(path)
+    for key in ('images', 'annotations'): require(content, key, path)
+    coco = COCO()
+    coco.dataset = content
     with contextlib.redirect_stdout(io.StringIO()):
-        try: coco = COCO(str(path))
-        except KeyError as e: raise AnnotationError(f'{path.name}: missing key {e.args[0]!r}') from None
-    for key in ('images', 'annotations'): require(coco.dataset, key, path)
+        try: coco.createIndex()
+        except KeyError as e: raise AnnotationError(f'{path.name}: missing key {e.args[0]!r} in an image or annotation') from None
     return coco
-
-def load_json(path: Path) -> dict:
-    "A plain JSON annotation file, with a clear error when it is absent"
-    if not path.is_file(): raise FileNotFoundError(f'missing annotation file {path}')
-    with open(path) as f: return json.load(f)
 
 # %% ../nbs/06_data.ipynb #be91bfc7
 class _FolderIndex:
@@ -176,105 +196,165 @@ def choose_hand(hand_type: str, valid_2d: np.ndarray, valid_3d: np.ndarray) -> s
     right, left = (hand_validity(valid_2d, valid_3d, h).sum() for h in ('right', 'left'))
     return 'left' if left > right else 'right'
 
+# %% ../nbs/06_data.ipynb #2cbddac1
+def resolve_image(image_dir: str | Path, file_name: str) -> Path | None:
+    "`image_dir/file_name` with `.` and `..` resolved lexically, or None when the name leads outside `image_dir`"
+    base = os.path.abspath(image_dir)
+    path = os.path.normpath(os.path.join(base, file_name))
+    return Path(image_dir)/os.path.relpath(path, base) if path.startswith(base + os.sep) else None
+
+# %% ../nbs/06_data.ipynb #629461b9
+class ImageDecodeError(OSError):
+    "An image file that is unreadable, truncated, not a JPEG or PNG, or that fails to decode"
+
+JPEG_START, JPEG_END, PNG_START, PNG_END = b'\xff\xd8\xff', b'\xff\xd9', b'\x89PNG\r\n\x1a\n', b'IEND\xaeB`\x82'
+
+def image_format(head: bytes, tail: bytes) -> tuple[str | None, str | None]:
+    "(format, problem) of an image file from its first bytes and its last 64 bytes, whatever its name says"
+    if head.startswith(JPEG_START): return 'JPEG', None if JPEG_END in tail else 'truncated JPEG (no end-of-image marker)'
+    if head.startswith(PNG_START): return 'PNG', None if PNG_END in tail else 'truncated PNG (no IEND chunk)'
+    return None, 'empty image file' if not head else f'not a JPEG or PNG image (starts with {head[:8].hex(" ")})'
+
+def image_file_problem(path: str | Path) -> str | None:
+    "Why the file at `path` is not a complete JPEG or PNG, or None; reads 16 + 64 bytes"
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(16)
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 64))
+            return image_format(head, f.read())[1]
+    except OSError as e: return f'cannot read image ({e.strerror})'
+
 # %% ../nbs/06_data.ipynb #0c19e7f9
+MIN_BBOX_PX = 3.0  # on the annotated box (already 1.2x the valid joints' extent): one or two joints, a zero side gives NaN crops
+_NO_GESTURE_BY_DESIGN = re.compile(r'^(0[23]\d\d_|ROM)')  # two-hand and range-of-motion sequences
+_CAMERA_SHAPES = dict(campos=(3,), camrot=(3, 3), focal=(2,), princpt=(2,))
+
 class SplitAnnotations:
     "The annotation files of one split, loaded once, with lookups that return None for absent entries"
-    def __init__(self, root: Path, split: str, mano: bool | str | Path | None = None):
+    def __init__(self, root: Path, split: str, mano: bool | str | Path | None = None, require_mano: bool = True):
         self.data_file, self.camera_file, self.joint_file = (annotation_file(root, split, k) for k in ('data', 'camera', 'joint_3d'))
         self.coco, self.cameras, self.joints = load_coco(self.data_file), load_json(self.camera_file), load_json(self.joint_file)
         default_mano = annotation_file(root, split, 'MANO_NeuralAnnot')
         self.mano_file = default_mano if mano is None or mano is True else (Path(mano) if mano else None)
-        self.mano = load_json(self.mano_file) if self.mano_file is not None and self.mano_file.is_file() else None
+        self.mano = None
+        if self.mano_file is None: return
+        if self.mano_file.is_file(): self.mano = load_json(self.mano_file)
+        elif require_mano or self.mano_file != default_mano:
+            raise FileNotFoundError(f'missing MANO annotation file {self.mano_file}: without it no record has MANO supervision or MPVPE. '
+                                    'For an InterHand2.6M subset without NeuralAnnot fits use DataConfig(require_mano=False)')
 
     def camera(self, capture: str, camera: str) -> tuple[np.ndarray, ...] | None:
         "(campos, camrot, focal, princpt) of `camera` in `capture`"
         entry = self.cameras.get(capture)
         if entry is None: return None
-        fields = [require(entry, k, self.camera_file) for k in ('campos', 'camrot', 'focal', 'princpt')]
-        if any(camera not in f for f in fields): return None
-        return tuple(np.asarray(f[camera], np.float64) for f in fields)
+        fields = {k: require(entry, k, self.camera_file, f'capture {capture}') for k in _CAMERA_SHAPES}
+        if any(camera not in f for f in fields.values()): return None
+        params, record = {k: f[camera] for k, f in fields.items()}, f'capture {capture}, camera {camera}'
+        return tuple(require_array(params, k, shape, self.camera_file, record) for k, shape in _CAMERA_SHAPES.items())
 
     def joint_3d(self, capture: str, frame: str) -> tuple[np.ndarray, np.ndarray] | None:
         "World joints (42, 3) mm and their 3D validity (42,) of one time step"
-        entry = self.joints.get(capture, {}).get(frame)
+        entry = (self.joints.get(capture) or {}).get(frame)
         if entry is None: return None
-        world = np.asarray(require(entry, 'world_coord', self.joint_file), np.float64).reshape(2 * HAND_JOINTS, 3)
-        return world, np.asarray(require(entry, 'joint_valid', self.joint_file), np.float64).reshape(2 * HAND_JOINTS)
+        record = f'capture {capture}, frame {frame}'
+        return (require_array(entry, 'world_coord', (2 * HAND_JOINTS, 3), self.joint_file, record),
+                require_array(entry, 'joint_valid', (2 * HAND_JOINTS,), self.joint_file, record))
 
     def mano_params(self, capture: str, frame: str, hand: str) -> tuple[np.ndarray, np.ndarray] | None:
         "World-frame NeuralAnnot pose (48,) and shape (10,) of one hand"
         params = ((self.mano or {}).get(capture) or {}).get(frame)
         params = params.get(hand) if isinstance(params, dict) else None
         if params is None: return None
-        return (np.asarray(require(params, 'pose', self.mano_file), np.float64).reshape(48),
-                np.asarray(require(params, 'shape', self.mano_file), np.float64).reshape(10))
+        record = f'capture {capture}, frame {frame}, {hand} hand'
+        return (require_array(params, 'pose', (48,), self.mano_file, record), require_array(params, 'shape', (10,), self.mano_file, record))
 
-def read_records(root: Path, split: str, config: DataConfig, mano: bool | str | Path | None = None) -> tuple[dict, Counter]:
-    "Per-record numpy arrays of the selected annotations of `split`, and a Counter of skipped records by reason"
-    files, root = SplitAnnotations(Path(root), split, mano), Path(root)
-    data_file, image_exists, skipped, labels, rows = files.data_file, _FolderIndex(), Counter(), {}, []
+def read_records(root: Path, split: str, config: DataConfig, mano: bool | str | Path | None = None) -> tuple[dict, Counter, Counter]:
+    "Per-record numpy arrays of the selected annotations of `split`, a Counter of skipped records by reason and one of kept unlabeled records"
+    root = Path(root)
+    files, image_dir = SplitAnnotations(root, split, mano, config.require_mano), root/'images'/split
+    data_file, image_exists = files.data_file, _FolderIndex()
+    skipped, unlabeled, first_skip, unknown_names, labels, rows = Counter(), Counter(), {}, set(), {}, []
+    def skip(reason: str, what: str):
+        skipped[reason] += 1
+        first_skip.setdefault(reason, what)
     for annot_id, ann in files.coco.anns.items():
-        hand_type = require(ann, 'hand_type', data_file)
-        if hand_type not in config.hand_types or not require(ann, 'hand_type_valid', data_file): continue
-        image_id, bbox, valid_2d = (require(ann, k, data_file) for k in ('image_id', 'bbox', 'joint_valid'))
+        record = f'annotation id {annot_id}'
+        hand_type = require(ann, 'hand_type', data_file, record)
+        if hand_type not in config.hand_types or not require(ann, 'hand_type_valid', data_file, record): continue
+        image_id = require(ann, 'image_id', data_file, record)
+        record += f', image id {image_id}'
+        bbox = require_array(ann, 'bbox', (4,), data_file, record)
+        valid_2d = require_array(ann, 'joint_valid', (2 * HAND_JOINTS,), data_file, record)
         img = files.coco.imgs.get(image_id)
-        if img is None: skipped['missing_image'] += 1; continue
-        seq_name = require(img, 'seq_name', data_file)
+        if img is None: skip('missing_image', record); continue
+        seq_name = require(img, 'seq_name', data_file, record)
         if seq_name not in labels: labels[seq_name] = gesture_label(seq_name, config.gesture_scheme)
-        if config.labeled_only and labels[seq_name] is None: continue
-        capture, frame, camera = (str(require(img, k, data_file)) for k in ('capture', 'frame_idx', 'camera'))
-        path = root/'images'/split/require(img, 'file_name', data_file)
+        label = labels[seq_name]
+        no_label = None if label else 'two_hand_sequence' if _NO_GESTURE_BY_DESIGN.match(str(seq_name)) else 'unknown_gesture'
+        if config.labeled_only and no_label:
+            if no_label == 'unknown_gesture': skip(no_label, f'{record}, seq_name {seq_name!r}')
+            continue
+        capture, frame, camera = (str(require(img, k, data_file, record)) for k in ('capture', 'frame_idx', 'camera'))
+        file_name = require(img, 'file_name', data_file, record)
+        path = resolve_image(image_dir, file_name)
+        if path is None: skip('path_outside_root', f'{record}, file_name {file_name!r}'); continue
         joint_3d, camera_params = files.joint_3d(capture, frame), files.camera(capture, camera)
-        if joint_3d is None: skipped['missing_joint_3d'] += 1; continue
-        if camera_params is None: skipped['missing_camera'] += 1; continue
+        if joint_3d is None: skip('missing_joint_3d', f'{record}, capture {capture}, frame {frame}'); continue
+        if camera_params is None: skip('missing_camera', f'{record}, capture {capture}, camera {camera}'); continue
         world, valid_3d = joint_3d
-        valid_2d = np.asarray(valid_2d, np.float64).reshape(2 * HAND_JOINTS)
         hand = choose_hand(hand_type, valid_2d, valid_3d)
         valid = hand_validity(valid_2d, valid_3d, hand)
-        if valid.sum() == 0: continue
-        if not image_exists(path): skipped['missing_image'] += 1; continue
+        if valid.sum() == 0: skip('no_valid_joints', record); continue
+        if not image_exists(path): skip('missing_image', f'{record}, {path}'); continue
         hand_world = world[_hand_slice(hand)]
         hand_world = np.where(valid[:, None] > 0, hand_world, hand_world[WRIST])
         mano_params = files.mano_params(capture, frame, hand)
-        numbers = [hand_world, *camera_params, np.asarray(bbox, np.float64), *(mano_params or ())]
-        if not all(np.isfinite(a).all() for a in numbers): skipped['non_finite'] += 1; continue
-        label = labels[seq_name]
+        if not all(np.isfinite(a).all() for a in [hand_world, *camera_params, bbox, *(mano_params or ())]): skip('non_finite', record); continue
+        if min(bbox[2:]) < MIN_BBOX_PX: skip('degenerate_bbox', f'{record}, bbox {bbox.tolist()}'); continue
+        campos, camrot, focal, princpt = camera_params
+        joints_cam = (hand_world - campos) @ camrot.T
+        if not (joints_cam[:, 2] > 0).all(): skip('behind_camera', record); continue
+        if config.check_images and (problem := image_file_problem(path)):
+            if config.on_bad_image == 'raise': raise ImageDecodeError(f'{problem}: {path} ({record})')
+            skip('bad_image', f'{record}, {problem}: {path}'); continue
+        if no_label:
+            unlabeled[no_label] += 1
+            if no_label == 'unknown_gesture': unknown_names.add(seq_name)
         pose, shape = mano_params or (np.zeros(48), np.zeros(10))
-        rows.append(dict(path=str(path), world=hand_world, **dict(zip(('campos', 'camrot', 'focal', 'princpt'), camera_params)),
-                         bbox=bbox, joints_valid=valid, mano_pose=pose, mano_shape=shape, mano_valid=mano_params is not None,
-                         coarse=-1 if label is None else label.coarse, fine=-1 if label is None else label.fine,
+        rows.append(dict(path=str(path), joints_cam=joints_cam, camrot=camrot, focal=focal, princpt=princpt, bbox=bbox,
+                         joints_valid=valid, mano_pose=pose, mano_shape=shape, mano_valid=mano_params is not None,
+                         coarse=label.coarse if label else -1, fine=label.fine if label else -1,
                          is_left=hand == 'left', image_id=image_id, annot_id=annot_id))
-    return _records_to_arrays(rows), skipped
+    if skipped: _log.warning('InterHand2.6M %s: skipped %d records %s; the first of each reason: %s', split, skipped.total(), dict(skipped), first_skip)
+    if unknown_names: _log.warning('InterHand2.6M %s: %d records of unknown sequences %s have no gesture label', split, unlabeled['unknown_gesture'], sorted(unknown_names))
+    return _records_to_arrays(rows), skipped, unlabeled
 
-_COLUMNS = dict(path=((), str), world=((HAND_JOINTS, 3), np.float64), campos=((3,), np.float64), camrot=((3, 3), np.float64),
+_COLUMNS = dict(path=((), str), joints_cam=((HAND_JOINTS, 3), np.float64), camrot=((3, 3), np.float64),
                 focal=((2,), np.float64), princpt=((2,), np.float64), bbox=((4,), np.float64),
                 joints_valid=((HAND_JOINTS,), np.float32), mano_pose=((48,), np.float64), mano_shape=((10,), np.float64),
                 mano_valid=((), bool), coarse=((), np.int64), fine=((), np.int64), is_left=((), bool),
                 image_id=((), np.int64), annot_id=((), np.int64))
 
 def _records_to_arrays(rows: list[dict]) -> dict:
-    "Stack record rows into arrays and move joints, projections and MANO roots into each record's camera"
+    "Stack record rows into arrays, with each record's intrinsics, projected joints and MANO root in its camera"
     columns = {name: np.array([row[name] for row in rows], dtype).reshape(-1, *shape) for name, (shape, dtype) in _COLUMNS.items()}
-    world, campos, camrot, focal, princpt = (columns.pop(k) for k in ('world', 'campos', 'camrot', 'focal', 'princpt'))
-    joints_cam = (world - campos[:, None]) @ camrot.swapaxes(1, 2)
+    camrot, focal, princpt = (columns.pop(k) for k in ('camrot', 'focal', 'princpt'))
     K = np.zeros((len(rows), 3, 3)); K[:, 2, 2] = 1
     K[:, 0, 0], K[:, 1, 1] = focal.T
     K[:, :2, 2] = princpt
     if rows: columns['mano_pose'][:, :3] = rotate_axis_angle(camrot, columns['mano_pose'][:, :3])
     columns['mano_pose'][~columns['mano_valid']] = 0
-    return dict(columns, joints_cam=joints_cam, joints_img=project_points(K, joints_cam), K=K)
+    return dict(columns, joints_img=project_points(K, columns['joints_cam']), K=K)
 
 # %% ../nbs/06_data.ipynb #67b64d91
-class ImageDecodeError(OSError):
-    "An image file is missing, truncated or not a JPEG"
-
 def read_image(path: str) -> np.ndarray:
-    "BGR uint8 (H, W, 3) of a JPEG, or an `ImageDecodeError` naming the file"
+    "BGR uint8 (H, W, 3) of a JPEG or PNG file (told apart by content), or an `ImageDecodeError` naming the file and its format"
     try: data = np.fromfile(path, np.uint8)
     except OSError as e: raise ImageDecodeError(f'cannot read image {path}: {e}') from None
-    if len(data) < 4 or b'\xff\xd9' not in data[-64:].tobytes(): raise ImageDecodeError(f'truncated JPEG (no end-of-image marker): {path}')
+    kind, problem = image_format(data[:16].tobytes(), data[-64:].tobytes())
+    if problem: raise ImageDecodeError(f'{problem}: {path}')
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None: raise ImageDecodeError(f'cannot decode image {path}')
+    if image is None: raise ImageDecodeError(f'cannot decode {kind} image {path}')
     return image
 
 def bgr_to_chw(crop: np.ndarray, colour=(1.0, 1.0, 1.0)) -> torch.Tensor:
@@ -291,8 +371,7 @@ class InterHandDataset(Dataset):
         self.root, self.split = interhand_root(root), split
         self.config = config or DataConfig()
         self.train = split == 'train' if train is None else train
-        self.records, self.skipped = read_records(self.root, split, self.config, mano)
-        if self.skipped: _log.warning('InterHand2.6M %s: skipped %d records %s', split, sum(self.skipped.values()), dict(self.skipped))
+        self.records, self.skipped, self.unlabeled = read_records(self.root, split, self.config, mano)
         if self.config.max_samples is not None: self.records = {k: v[:self.config.max_samples] for k, v in self.records.items()}
 
     def __len__(self): return len(self.records['path'])
@@ -305,16 +384,11 @@ class InterHandDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         if not -len(self) <= index < len(self): raise IndexError(f'index {index} out of range for {len(self)} records')
-        for attempt in range(len(self)):
-            i = (index + attempt) % len(self)
-            try: image = read_image(self.records['path'][i])
-            except ImageDecodeError as e:
-                if self.config.on_bad_image == 'raise': raise
-                if not self.skipped["bad_image"]: _log.warning('skipping undecodable images, first: %s', e)
-                self.skipped['bad_image'] += 1
-                continue
-            return self.sample(i, image)
-        raise ImageDecodeError(f'no decodable image among the {len(self)} records of {self.root}')
+        try: image = read_image(self.records['path'][index])
+        except ImageDecodeError as e:
+            ids = f"image id {self.records['image_id'][index]}, annotation id {self.records['annot_id'][index]}"
+            raise ImageDecodeError(f'{e} ({ids})') from None
+        return self.sample(index, image)
 
     def augmentation(self) -> tuple[float, float, np.ndarray, np.ndarray, bool]:
         "Random (scale, rotation in degrees, bbox shift fractions, colour scales, flip) for one training sample"

@@ -4,32 +4,46 @@
 
 # %% ../nbs/12_experiment.ipynb #98d516e7
 from __future__ import annotations
-import json, os, platform, subprocess, zlib
-from dataclasses import dataclass, field, asdict
+import hashlib, json, os, platform, subprocess, types, typing
+from dataclasses import dataclass, field, asdict, fields, is_dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+import timm, torchvision
+
 from .data import DataConfig, AugmentConfig, InterHandDataset
-from .encoder import EncoderConfig, GestureEncoder, gesture_loss
+from .encoder import EncoderConfig, GestureEncoder, gesture_loss, FINE_SCHEDULES, HRNET_FEATURES
+from .synth import PRESETS as SYNTHETIC_PRESETS
 from .tokens import TokenConfig, GestureTokenTransformer
 from .baseline import BaselineConfig, EANetBaseline, eanet_loss_config
 from .losses import LossConfig, layered_loss
 from .metrics import PoseEvaluator, topk_accuracy
 from .mano import ManoHand, IH_ROOT
-from .training import TrainConfig, Trainer, load_checkpoint, resolve_device, seed_everything, to_device
+from .training import TrainConfig, Trainer, load_checkpoint, plain, resolve_device, seed_everything, to_device
 
 # %% auto #0
-__all__ = ['PRESETS', 'EXPERIMENTS', 'MODELS', 'MAIN_EXPERIMENTS', 'ORACLE_EXPERIMENTS', 'ABLATIONS', 'METRIC_LABELS',
-           'RUN_COLUMNS', 'CLAIMS', 'ExperimentConfig', 'project_root', 'experiment_config', 'dataset_root', 'datasets',
-           'evaluate_gestures', 'train_stage1', 'stage2_model', 'build_stage2', 'run_evaluator', 'evaluate_pose',
-           'train_stage2', 'git_commit', 'device_name', 'load_stage2', 'split_loader', 'evaluate_checkpoint',
-           'write_results', 'result_rows', 'read_results', 'mean_std', 'summary_table', 'missing_runs', 'claim',
-           'claims', 'gesture_ceiling', 'gesture_check', 'training_check', 'data_statement']
+__all__ = ['MODELS', 'MODEL_SECTIONS', 'PRESETS', 'EXPERIMENTS', 'MAIN_EXPERIMENTS', 'ORACLE_EXPERIMENTS', 'ABLATIONS',
+           'METRIC_LABELS', 'RUN_COLUMNS', 'CLAIMS', 'known_backbone', 'ExperimentConfig', 'project_root',
+           'experiment_config', 'dataset_root', 'datasets', 'evaluate_gestures', 'train_stage1', 'stage2_model',
+           'build_stage2', 'run_evaluator', 'evaluate_pose', 'train_stage2', 'git_commit', 'device_name', 'load_stage2',
+           'split_loader', 'evaluate_checkpoint', 'data_counts', 'write_results', 'result_rows', 'read_results',
+           'mean_std', 'summary_table', 'missing_runs', 'claim', 'claims', 'gesture_ceiling', 'gesture_check',
+           'training_check', 'data_statement']
 
 # %% ../nbs/12_experiment.ipynb #60da18ad
+MODELS = {'tokens': lambda c, encoder, mano: GestureTokenTransformer(encoder, c.tokens, mano),
+          'eanet': lambda c, encoder, mano: EANetBaseline(encoder, c.baseline, mano)}
+MODEL_SECTIONS = {'tokens': 'tokens', 'eanet': 'baseline'}
+
+def known_backbone(name: str) -> bool:
+    "Whether `name` is a backbone `GestureEncoder` can build: a timm 'hrnet_*' or a torchvision 'resnet*' model"
+    if name.startswith('resnet'): return name in torchvision.models.list_models(torchvision.models)
+    return name.startswith('hrnet') and timm.is_model(name)
+
+# %% ../nbs/12_experiment.ipynb #1f8e135e
 @dataclass
 class ExperimentConfig:
     "Everything one experiment needs: data, model, loss and both training schedules"
@@ -39,6 +53,7 @@ class ExperimentConfig:
     data_root: str | None = None
     synthetic_preset: str = 'smoke'
     pretrain_gestures: bool = True
+    stage1_checkpoint: str | None = None  # a stage-1 checkpoint to start from instead of training stage 1
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     tokens: TokenConfig = field(default_factory=TokenConfig)
@@ -50,19 +65,51 @@ class ExperimentConfig:
     results_dir: str = 'results'
     seed: int = 0
 
+    def __post_init__(self):
+        def allowed(field_name, value, choices):
+            if value not in choices: raise ValueError(f'{field_name} must be one of {tuple(choices)}, got {value!r}')
+        allowed('model', self.model, MODELS)
+        allowed('synthetic_preset', self.synthetic_preset, SYNTHETIC_PRESETS)
+        allowed('encoder.fine_schedule', self.encoder.fine_schedule, FINE_SCHEDULES)
+        allowed('encoder.hrnet_features', self.encoder.hrnet_features, HRNET_FEATURES)
+        if not known_backbone(self.encoder.backbone):
+            raise ValueError(f"encoder.backbone must be a timm 'hrnet_*' or torchvision 'resnet*' model, got {self.encoder.backbone!r}")
+
+    @property
+    def data_source(self) -> str:
+        "Where the data comes from: `data_root`, else `$GESTHAND_INTERHAND_DIR`, else the synthetic preset"
+        root = self.data_root or os.environ.get('GESTHAND_INTERHAND_DIR')
+        return str(Path(root).expanduser().resolve()) if root else f'synthetic:{self.synthetic_preset}'
+
+    def settings(self, stage: int) -> dict:
+        "Everything besides the stage's own `TrainConfig` that decides the result of stage `stage` (1 or 2)"
+        common = {'data_source': self.data_source, 'data': asdict(self.data), 'encoder': asdict(self.encoder)}
+        if stage == 1: return plain(common)
+        section = MODEL_SECTIONS[self.model]
+        pretraining = {'stage1_checkpoint': self.stage1_checkpoint} if self.stage1_checkpoint else {'stage1': _schedule(self.stage1)}
+        return plain({**common, 'model': self.model, section: asdict(getattr(self, section)), 'loss': asdict(self.loss),
+                      'pretrain_gestures': self.pretrain_gestures, **(pretraining if self.pretrain_gestures else {})})
+
+    def fingerprint(self, stage: int) -> str:
+        "A short hash of the settings and the schedule of stage `stage`: equal for runs that compute the same thing"
+        record = {'settings': self.settings(stage), 'schedule': _schedule(self.stage1 if stage == 1 else self.stage2)}
+        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:10]
+
     @property
     def run_dir(self) -> Path:
-        "Folder of this experiment's stage-2 run"
-        return Path(self.runs_dir) / f'{self.preset}-{self.name}-seed{self.seed}'
+        "Folder of this experiment's stage-2 run: its name, seed and the fingerprint of its settings"
+        return Path(self.runs_dir) / f'{self.preset}-{self.name}-seed{self.seed}-{self.fingerprint(2)}'
 
     @property
     def stage1_dir(self) -> Path:
         "Folder of the stage-1 run, shared by every experiment (and preset) with the same data, encoder and schedule"
-        key = json.dumps([asdict(self.encoder), self.data.input_size, self.data_root, self.synthetic_preset,
-                          asdict(self.stage1) | {'out_dir': None}], sort_keys=True, default=str)
         encoder = self.encoder
         return Path(self.runs_dir) / (f'stage1-{encoder.backbone}-{encoder.fine_schedule}-c{encoder.coarse_weight:g}'
-                                      f'-seed{self.seed}-{zlib.crc32(key.encode()):08x}')
+                                      f'-seed{self.seed}-{self.fingerprint(1)}')
+
+def _schedule(train: TrainConfig) -> dict:
+    "The fields of a `TrainConfig` that key a run: all but where it lives, whether it resumes and the device it runs on"
+    return plain({k: v for k, v in asdict(train).items() if k not in ('out_dir', 'resume', 'device')})
 
 # %% ../nbs/12_experiment.ipynb #952e04cb
 def project_root(start: str | os.PathLike = '.') -> Path:
@@ -113,18 +160,72 @@ EXPERIMENTS = {
     'ours_oracle_gestures': {'pretrain_gestures': False, 'tokens.gesture_source': 'labels'},
 }
 
-def _set(obj, dotted: str, value):
+# %% ../nbs/12_experiment.ipynb #28494ecd
+_TRUE, _FALSE = ('true', 'yes', '1'), ('false', 'no', '0')
+
+def _type_name(hint) -> str:
+    return getattr(hint, '__name__', None) or str(hint).replace('typing.', '')
+
+def _coerce(value, hint, dotted: str):
+    "`value` as the declared type `hint` of the field `dotted`, or a ValueError naming the field"
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args: return None
+        for option in (a for a in args if a is not type(None)):
+            try: return _coerce(value, option, dotted)
+            except ValueError: pass
+    elif hint is tuple or origin is tuple:
+        if isinstance(value, (list, tuple)):
+            inner = args[0] if args and (len(args) == 2 and args[1] is Ellipsis) else None
+            return tuple(_coerce(v, inner, f'{dotted}[{i}]') if inner else v for i, v in enumerate(value))
+    elif hint is bool:
+        if isinstance(value, bool): return value
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE: return value.lower() in _TRUE
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool): return value
+        if isinstance(value, float) and value.is_integer(): return int(value)
+        if isinstance(value, str):
+            try: return int(value)
+            except ValueError: pass
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool): return float(value)
+        if isinstance(value, str):
+            try: return float(value)
+            except ValueError: pass
+    elif hint is str:
+        if isinstance(value, (str, os.PathLike)): return os.fspath(value)
+    elif is_dataclass(hint):
+        if isinstance(value, hint): return value
+        if isinstance(value, dict): return hint(**value)
+    else: return value  # a field without a checkable type
+    raise ValueError(f'{dotted} must be {_type_name(hint)}, got {value!r}')
+
+def _set(obj, dotted: str, value, prefix: str = ''):
     head, _, rest = dotted.partition('.')
-    if not hasattr(obj, head): raise AttributeError(f'{type(obj).__name__} has no field {head!r} (from override {dotted!r})')
-    if rest: _set(getattr(obj, head), rest, value)
-    else: setattr(obj, head, type(getattr(obj, head))(value) if isinstance(getattr(obj, head), tuple) else value)
+    hints = typing.get_type_hints(type(obj))
+    if head not in hints:
+        raise ValueError(f'{type(obj).__name__} has no field {head!r} (from override {prefix + dotted!r}); '
+                         f'its fields: {", ".join(f.name for f in fields(obj))}')
+    if rest: _set(getattr(obj, head), rest, value, f'{prefix}{head}.')
+    else: setattr(obj, head, _coerce(value, hints[head], prefix + dotted))
+
+def _checked(obj, path: str = ''):
+    "`obj` rebuilt through its constructor, nested dataclasses first and every field as its declared type, so every `__post_init__` check runs"
+    hints = typing.get_type_hints(type(obj))
+    values = {f.name: _checked(value, f'{path}{f.name}.') if is_dataclass(value := getattr(obj, f.name))
+              else _coerce(value, hints[f.name], path + f.name) for f in fields(obj) if f.init}
+    try: return type(obj)(**values)
+    except (ValueError, TypeError) as e: raise ValueError(f'{path.rstrip(".") or type(obj).__name__}: {e}') from None
 
 def experiment_config(preset: str = 'smoke', **overrides) -> ExperimentConfig:
-    "The config of `preset`, with the settings of a named experiment (`name`) and dotted-name `overrides`"
+    "The config of `preset`, with the settings of a named experiment (`name`) and dotted-name `overrides`, checked"
     if preset not in PRESETS: raise ValueError(f'unknown preset {preset!r}; use one of {sorted(PRESETS)}')
+    name = overrides.get('name', 'ours')
+    if name not in EXPERIMENTS: raise ValueError(f'unknown experiment {name!r}; the named experiments are {", ".join(EXPERIMENTS)}')
     config = PRESETS[preset]()
-    for dotted, value in {**EXPERIMENTS.get(overrides.get('name', 'ours'), {}), **overrides}.items(): _set(config, dotted, value)
+    for dotted, value in {**EXPERIMENTS[name], **overrides}.items(): _set(config, dotted, value)
     for train in (config.stage1, config.stage2): train.seed = config.seed
+    config = _checked(config)
     root = project_root()
     config.runs_dir, config.results_dir = str(root / config.runs_dir), str(root / config.results_dir)
     config.stage1.out_dir, config.stage2.out_dir = str(config.stage1_dir), str(config.run_dir / 'stage2')
@@ -154,30 +255,27 @@ def evaluate_gestures(model, loader) -> dict:
             logits[level].append(pred[f'{level}_logits'].float().cpu()); labels[level].append(batch[level])
     return {f'{level}_top1': topk_accuracy(torch.cat(logits[level]), torch.cat(labels[level])) for level in logits}
 
-def train_stage1(config: ExperimentConfig) -> Path:
-    "Train the gesture encoder (or resume it); returns its checkpoint"
-    data = datasets(config, ('train', 'val'))
+def train_stage1(config: ExperimentConfig, *, data: dict | None = None) -> Path:
+    "Train the gesture encoder (or resume it) on `data['train']` (default: built from the config); returns its checkpoint"
+    data = datasets(config, ('train', 'val')) if data is None else data
     seed_everything(config.seed)  # initial weights depend on the seed only, not on what ran before in the process
     encoder = GestureEncoder(config.encoder)
     trainer = Trainer(encoder, lambda pred, batch, epoch: gesture_loss(pred, batch, epoch, config.encoder),
-                      data['train'], config.stage1, val_data=data['val'], evaluate=evaluate_gestures)
+                      data['train'], config.stage1, val_data=data['val'], evaluate=evaluate_gestures, settings=config.settings(1))
     trainer.fit()
     return Path(config.stage1.out_dir) / 'last.pt'
 
 # %% ../nbs/12_experiment.ipynb #ea989e40
-MODELS = {'tokens': lambda c, encoder, mano: GestureTokenTransformer(encoder, c.tokens, mano),
-          'eanet': lambda c, encoder, mano: EANetBaseline(encoder, c.baseline, mano)}
-
 def stage2_model(config: ExperimentConfig):
     "The untrained stage-2 model of the experiment (`config.model`: 'tokens' or 'eanet')"
     if config.model not in MODELS: raise ValueError(f'unknown model {config.model!r}; use one of {sorted(MODELS)}')
     return MODELS[config.model](config, GestureEncoder(config.encoder), ManoHand('right'))
 
 def build_stage2(config: ExperimentConfig, stage1_checkpoint: str | os.PathLike | None = None):
-    "The stage-2 model, with the stage-1 encoder weights loaded when pretraining is on"
+    "The stage-2 model, with the stage-1 encoder weights (`stage1_checkpoint`, else the config's, else trained) when pretraining is on"
     model = stage2_model(config)
     if config.pretrain_gestures:
-        checkpoint = stage1_checkpoint or train_stage1(config)
+        checkpoint = stage1_checkpoint or config.stage1_checkpoint or train_stage1(config)
         model.load_stage1(checkpoint)
     return model
 
@@ -199,16 +297,17 @@ def evaluate_pose(model, loader, scheme: str = 'shared') -> dict:
     return run_evaluator(model, loader, scheme)[0].compute()
 
 # %% ../nbs/12_experiment.ipynb #085fed84
-def train_stage2(config: ExperimentConfig, stage1_checkpoint: str | os.PathLike | None = None) -> Path:
-    "Train the token Transformer (or resume it); returns its checkpoint"
-    data = datasets(config, ('train', 'val'))
-    stage1 = stage1_checkpoint or (train_stage1(config) if config.pretrain_gestures else None)
+def train_stage2(config: ExperimentConfig, *, data: dict | None = None) -> Path:
+    "Train the stage-2 model (or resume it) on `data['train']` (default: built from the config); returns its checkpoint"
+    data = datasets(config, ('train', 'val')) if data is None else data
+    stage1 = config.stage1_checkpoint or (train_stage1(config, data=data) if config.pretrain_gestures else None)
     seed_everything(config.seed)  # initial weights depend on the seed only, not on whether stage 1 ran in this process
     model = build_stage2(config, stage1)
     trainer = Trainer(model, lambda pred, batch, epoch: layered_loss(pred, batch, config.loss),
                       data['train'], config.stage2, val_data=data['val'],
                       evaluate=lambda m, loader: evaluate_pose(m, loader, config.data.gesture_scheme),
-                      inputs=lambda batch: batch)  # the whole sample dict: the oracle experiment reads its labels
+                      inputs=lambda batch: batch,  # the whole sample dict: the oracle experiment reads its labels
+                      settings=config.settings(2))
     trainer.fit()
     return Path(config.stage2.out_dir) / 'last.pt'
 
@@ -229,24 +328,32 @@ def load_stage2(config: ExperimentConfig, checkpoint: str | os.PathLike | None =
     if checkpoint is not None: model.load_state_dict(load_checkpoint(checkpoint)['model'])
     return model.to(resolve_device(config.stage2.device)).eval()
 
-def split_loader(config: ExperimentConfig, split: str = 'test') -> torch.utils.data.DataLoader:
-    "An unshuffled, unaugmented loader over `split`"
-    dataset = datasets(config, (split,))[split]
+def split_loader(config: ExperimentConfig, split: str = 'test', dataset=None) -> torch.utils.data.DataLoader:
+    "An unshuffled, unaugmented loader over `dataset` (default: `split` built from the config)"
+    dataset = datasets(config, (split,))[split] if dataset is None else dataset
     return torch.utils.data.DataLoader(dataset, batch_size=config.stage2.batch_size, num_workers=config.stage2.workers)
 
-def evaluate_checkpoint(config: ExperimentConfig, checkpoint: str | os.PathLike | None, split: str = 'test') -> dict:
-    "Metrics of the stage-2 model in `checkpoint` (None: untrained) on `split`"
-    with torch.no_grad(): return evaluate_pose(load_stage2(config, checkpoint), split_loader(config, split), config.data.gesture_scheme)
+def evaluate_checkpoint(config: ExperimentConfig, checkpoint: str | os.PathLike | None, split: str = 'test', dataset=None) -> dict:
+    "Metrics of the stage-2 model in `checkpoint` (None: untrained) on `dataset` (default: `split` built from the config)"
+    with torch.no_grad():
+        return evaluate_pose(load_stage2(config, checkpoint), split_loader(config, split, dataset), config.data.gesture_scheme)
 
-def write_results(config: ExperimentConfig, metrics: dict, kind: str, wall_seconds: float, extra: dict | None = None) -> Path:
-    "Write one results JSON for a run and return its path"
+def data_counts(data: dict) -> dict:
+    "Per split of `data` (split: dataset): records kept, records skipped by reason, kept records without a gesture label"
+    return {split: {'records': len(dataset), 'skipped': dict(sorted(dataset.skipped.items())),
+                    'unlabeled': dict(sorted(dataset.unlabeled.items()))} for split, dataset in data.items()}
+
+def write_results(config: ExperimentConfig, metrics: dict, kind: str, wall_seconds: float, extra: dict | None = None,
+                  data: dict | None = None) -> Path:
+    "Write one results JSON for a run, with the `data_counts` of the datasets in `data` (split: dataset), and return its path"
     device = resolve_device(config.stage2.device)
     record = {'name': config.name, 'kind': kind, 'preset': config.preset, 'seed': config.seed,
               'device': device_name(device), 'hardware': 'gpu' if device.type == 'cuda' else 'cpu',
               'git_commit': git_commit(), 'wall_seconds': round(wall_seconds, 1),
               'data': 'real InterHand2.6M' if config.data_root or os.environ.get('GESTHAND_INTERHAND_DIR') else
                       f'synthetic InterHand2.6M-format ({config.synthetic_preset} preset)',
-              'metrics': metrics, 'config': asdict(config), **(extra or {})}
+              'metrics': metrics, 'config': asdict(config), 'run_dir': str(config.run_dir),
+              **({'data_counts': data_counts(data)} if data is not None else {}), **(extra or {})}
     path = Path(config.results_dir) / f'{config.preset}-{config.name}-{kind}-seed{config.seed}.json'
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name('.' + path.name + '.tmp')

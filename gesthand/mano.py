@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_mano.ipynb #7fa1527a
 from __future__ import annotations
-import os, pickle, sys, tempfile, types
+import importlib, os, pickle, sys, tempfile, types
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +14,9 @@ from torch import nn
 # %% auto #0
 __all__ = ['MANO_ENV', 'CACHE_ENV', 'SIDES', 'MANO_SHAPES', 'TIP_VERTICES', 'IH_FROM_MANO', 'IH_JOINT_NAMES', 'IH_PARENTS',
            'IH_ROOT', 'IH_MIDDLE_MCP', 'cache_dir', 'mano_filename', 'synthetic_mano_dir', 'mano_dir',
-           'validate_mano_arrays', 'read_mano_pickle', 'convert_mano_pickle', 'load_mano_arrays', 'load_mano_layer',
-           'ih_joints', 'ManoHand', 'mirror_pose', 'rest_root_joint', 'rotate_axis_angle', 'params_world_to_camera',
-           'camera_extrinsics']
+           'UnsafePickleError', 'validate_mano_arrays', 'read_mano_pickle', 'convert_mano_pickles', 'load_mano_arrays',
+           'load_mano_layer', 'ih_joints', 'ManoHand', 'mirror_pose', 'rest_root_joint', 'rotate_axis_angle',
+           'params_world_to_camera', 'camera_extrinsics']
 
 # %% ../nbs/02_mano.ipynb #5173ada0
 MANO_ENV = 'GESTHAND_MANO_DIR'
@@ -61,12 +61,40 @@ def mano_dir(path: str | os.PathLike | None = None) -> Path:
 
 # %% ../nbs/02_mano.ipynb #fcde53dd
 class _ChumpyLeaf:
-    "Stand-in for a pickled chumpy object: keeps its state"
+    "Inert stand-in for a pickled chumpy object: keeps its state, runs no chumpy code"
     def __setstate__(self, state): self.__dict__.update(state if isinstance(state, dict) else {'state': state})
 
-class _ChumpyFreeUnpickler(pickle.Unpickler):
+_NUMPY_GLOBALS = {(f'numpy.{core}.{module}', name) for core in ('core', '_core')
+                  for module, name in (('multiarray', '_reconstruct'), ('multiarray', 'scalar'), ('numeric', '_frombuffer'))}
+_MANO_GLOBALS = frozenset({
+    *_NUMPY_GLOBALS, ('numpy', 'ndarray'), ('numpy', 'dtype'),
+    *{(f'scipy.sparse.{module}', f'{kind}_matrix') for kind in ('csc', 'csr') for module in (kind, f'_{kind}')},
+    ('copy_reg', '_reconstructor'), ('copyreg', '_reconstructor'), ('__builtin__', 'object'), ('builtins', 'object'),
+    ('_codecs', 'encode')})
+_CHUMPY_MODULES = ('chumpy.ch', 'chumpy.reordering', 'chumpy.ch_ops')
+
+class UnsafePickleError(pickle.UnpicklingError):
+    "A pickle names a global outside the MANO allow-list"
+
+class _ManoUnpickler(pickle.Unpickler):
+    "Unpickler that resolves only the numpy, scipy.sparse and chumpy names of a MANO file"
+    def __init__(self, file, source: Path):
+        super().__init__(file, encoding='latin1')
+        self.source = source
+
     def find_class(self, module, name):
-        return _ChumpyLeaf if module.split('.')[0] == 'chumpy' else super().find_class(module, name)
+        if (module, name) in _MANO_GLOBALS: return super().find_class(module, name)
+        if module in _CHUMPY_MODULES: return self._chumpy_class(module, name)
+        raise UnsafePickleError(f'{self.source}: refused to load global {module}.{name}: a MANO file holds only '
+                                     'numpy, scipy.sparse and chumpy objects, so this file is not one (or was tampered with)')
+
+    def _chumpy_class(self, module, name):
+        try: chumpy_ch = importlib.import_module('chumpy.ch')
+        except ImportError: return _ChumpyLeaf
+        cls = getattr(importlib.import_module(module), name, None)
+        if not (isinstance(cls, type) and issubclass(cls, chumpy_ch.Ch)):
+            raise UnsafePickleError(f'{self.source}: refused to load global {module}.{name}: not a chumpy Ch class')
+        return cls
 
 MANO_SHAPES = {'v_template': (778, 3), 'f': (1538, 3), 'J_regressor': (16, 778), 'kintree_table': (2, 16),
                'weights': (778, 16), 'posedirs': (778, 3, 135), 'shapedirs': (778, 3, 10),
@@ -89,16 +117,16 @@ def validate_mano_arrays(arrays: dict, source: str = 'MANO data') -> dict:
     return arrays
 
 # %% ../nbs/02_mano.ipynb #3e013e90
-def _load_pickle(path: Path) -> dict:
+def _load_pickle(path: Path):
     with open(path, 'rb') as f:
-        try: return pickle.load(f, encoding='latin1')
-        except ModuleNotFoundError as e:
-            if 'chumpy' not in str(e): raise
-        f.seek(0)
-        return _ChumpyFreeUnpickler(f, encoding='latin1').load()
+        try: return _ManoUnpickler(f, path).load()
+        except UnsafePickleError: raise
+        except Exception as e:  # a corrupt pickle can fail in many ways; each one must name the file
+            raise pickle.UnpicklingError(f'{path}: not a readable MANO pickle (truncated or corrupt?): '
+                                         f'{type(e).__name__}: {e}') from e
 
 def read_mano_pickle(path: str | os.PathLike) -> dict:
-    "The MANO arrays in `path` as plain numpy, validated"
+    "The MANO arrays in `path` as plain numpy, validated; the file is read with `_ManoUnpickler`, never `pickle.load`"
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f'MANO file not found: {path}')
     raw = _load_pickle(path)
@@ -111,17 +139,22 @@ def read_mano_pickle(path: str | os.PathLike) -> dict:
         arrays[key] = _dense(value)
     return validate_mano_arrays(arrays, str(path))
 
-# %% ../nbs/02_mano.ipynb #fe17563b
-def convert_mano_pickle(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    "Write a chumpy-free copy of the MANO pickle `src` to `dst` (a file or a folder)"
-    src, dst = Path(src), Path(dst)
-    arrays = read_mano_pickle(src)
-    if dst.is_dir(): dst = dst / src.name
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + '.tmp')
-    with open(tmp, 'wb') as f: pickle.dump(arrays, f, protocol=2)
-    tmp.replace(dst)
-    return dst
+# %% ../nbs/02_mano.ipynb #9440ebfc
+def convert_mano_pickles(sources, out_dir: str | os.PathLike) -> list[Path]:
+    "Write chumpy-free copies of the MANO pickles `sources` into the folder `out_dir`; returns the written paths"
+    sources, out_dir = [Path(s) for s in sources], Path(out_dir).expanduser()
+    if out_dir.exists() and not out_dir.is_dir(): raise NotADirectoryError(f'output {out_dir} exists and is not a folder')
+    targets = [out_dir / s.name for s in sources]
+    for src, dst in zip(sources, targets):
+        if dst.exists() and dst.samefile(src): raise FileExistsError(f'refusing to overwrite the input {src} with its converted copy')
+    if len(set(targets)) < len(targets): raise ValueError(f'two inputs share a file name, so one copy would overwrite the other: {[str(s) for s in sources]}')
+    arrays = [read_mano_pickle(s) for s in sources]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for values, dst in zip(arrays, targets):
+        tmp = dst.with_name(f'.{dst.name}.tmp')
+        tmp.write_bytes(pickle.dumps(values, protocol=2))
+        tmp.replace(dst)
+    return targets
 
 # %% ../nbs/02_mano.ipynb #fd21de12
 def _needs_left_shapedirs_fix(left: dict, right: dict) -> bool:
@@ -139,7 +172,7 @@ def load_mano_arrays(side: str = 'right', path: str | os.PathLike | None = None)
     return arrays
 
 def load_mano_layer(side: str = 'right', path: str | os.PathLike | None = None, batch_size: int = 1):
-    "An `smplx.MANO` layer for `side` in the NeuralAnnot convention"
+    "An `smplx.MANO` layer for `side` in the NeuralAnnot convention, built from the checked arrays (smplx opens no file)"
     import smplx
     from smplx.utils import Struct
     arrays = load_mano_arrays(side, path)

@@ -19,18 +19,19 @@ from .gestures import SINGLE_HAND_SEQUENCES
 from .mano import (ManoHand, load_mano_arrays, rest_root_joint, cache_dir, IH_JOINT_NAMES, IH_PARENTS, IH_ROOT,
                            IH_MIDDLE_MCP)
 from .handmodel import WRIST_RING_IDS
+from .data import MIN_BBOX_PX
 from .poses import sequence_hand_poses
 from .render import (render, concat_meshes, random_lighting, random_skin_tone, random_background, to_grayscale3,
                              camera_effects, hand_surface, tube_surface, random_appearance, skin_shading, SkinAppearance)
 
 # %% auto #0
-__all__ = ['TWO_HAND_SEQUENCES', 'WORLD_VERSION', 'PRESETS', 'MIN_BOX_SIDE_PX', 'ROOTNET_DEPTH_NOISE_MM', 'ROOTNET_BOX_NOISE',
-           'BACKGROUND_POOL', 'BACKGROUND_SIDE', 'FOREARM_STEPS', 'SKELETON_HEADER', 'ROOTNET_SPLITS',
-           'FINGERPRINT_IMAGES', 'SynthConfig', 'preset_config', 'expected_images', 'item_rng', 'Subject',
-           'make_subject', 'Camera', 'look_at', 'make_rig', 'sequence_hands', 'joint_annotation', 'dropped_view_reason',
-           'rootnet_record', 'ViewJob', 'background_pool', 'view_background', 'render_view', 'write_view',
-           'forearm_mesh', 'HandModels', 'plan_sequence', 'skeleton_lines', 'dataset_fingerprint', 'generation_record',
-           'generate', 'synthetic_interhand_root']
+__all__ = ['TWO_HAND_SEQUENCES', 'WORLD_VERSION', 'PRESETS', 'ROOTNET_DEPTH_NOISE_MM', 'ROOTNET_BOX_NOISE', 'BACKGROUND_POOL',
+           'BACKGROUND_SIDE', 'FOREARM_STEPS', 'SKELETON_HEADER', 'ROOTNET_SPLITS', 'FINGERPRINT_IMAGES', 'SynthConfig',
+           'preset_config', 'expected_images', 'item_rng', 'Subject', 'make_subject', 'Camera', 'look_at', 'make_rig',
+           'sequence_hands', 'joint_annotation', 'dropped_view_reason', 'rootnet_record', 'ViewJob', 'background_pool',
+           'view_background', 'render_view', 'write_view', 'forearm_mesh', 'HandModels', 'plan_sequence',
+           'skeleton_lines', 'dataset_fingerprint', 'generation_record', 'generate', 'synthetic_cache_root',
+           'synthetic_interhand_root']
 
 # %% ../nbs/05_synth.ipynb #e25e43ae
 TWO_HAND_SEQUENCES = ('0266_dh_pray', '0390_dh_touchROM', 'ROM01_No_Interaction_2_Hand')
@@ -181,12 +182,10 @@ def joint_annotation(joints_px: np.ndarray, present: np.ndarray, size) -> tuple[
     centre, extent = (lo + hi) / 2, (hi - lo) * 1.2
     return valid, [*(centre - extent / 2).tolist(), *extent.tolist()]
 
-MIN_BOX_SIDE_PX = 16.0  # a hand at 1 m spans about 200 px; a smaller box means almost all of it is outside the image
-
 def dropped_view_reason(bbox: list | None) -> str | None:
     "Why a view with joint box `bbox` is not written ('no_valid_joint', 'degenerate_bbox'), or None when it is kept"
     if bbox is None: return 'no_valid_joint'
-    if max(bbox[2:]) < MIN_BOX_SIDE_PX: return 'degenerate_bbox'
+    if min(bbox[2:]) < MIN_BBOX_PX: return 'degenerate_bbox'
     return None
 
 # %% ../nbs/05_synth.ipynb #b7e0a102
@@ -412,7 +411,7 @@ def generate(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig(), wo
     torch.set_num_threads(1)  # MANO batches here are small; more threads only fight the render workers
     pool = get_context('fork').Pool(workers, initializer=_worker_init) if workers > 1 else None
     bar = tqdm(total=expected_images(config), desc='synthetic InterHand2.6M', unit='img', disable=not progress)
-    subject_id, dropped = 0, {split: Counter() for split in config.captures}
+    subject_id, images, dropped = 0, 0, {split: Counter() for split in config.captures}
     try:
         for split, n_captures in config.captures.items():
             data, joint_3d, mano, cameras, rootnet = {'images': [], 'annotations': []}, {}, {}, {}, []
@@ -435,6 +434,7 @@ def generate(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig(), wo
                     for _ in (pool.imap_unordered(write_view, jobs, chunksize=4) if pool else map(write_view, jobs)):
                         bar.update()
                     bar.total -= config.frames_per_sequence * config.cameras_per_frame - len(jobs)
+            images += len(data['images'])
             prefix = staging / 'annotations' / split / f'InterHand2.6M_{split}'
             _write_json(Path(f'{prefix}_data.json'), data)
             _write_json(Path(f'{prefix}_camera.json'), _camera_json(cameras))
@@ -446,7 +446,7 @@ def generate(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig(), wo
             'generator': 'gesthand.synth', 'world_version': WORLD_VERSION, 'config': asdict(config),
             'dropped_views': {split: dict(sorted(counts.items())) for split, counts in dropped.items()},
             'fingerprint': dataset_fingerprint(staging)})
-        _write_json(staging / 'generation.json', generation_record(time.perf_counter() - start, bar.n, workers))
+        _write_json(staging / 'generation.json', generation_record(time.perf_counter() - start, images, workers))
     finally:
         bar.close()
         torch.set_num_threads(torch_threads)
@@ -456,10 +456,14 @@ def generate(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig(), wo
     return out_dir
 
 # %% ../nbs/05_synth.ipynb #7281cf34
-def synthetic_interhand_root(preset: str = 'tiny', workers: int = 2, **overrides) -> Path:
-    "Root of the cached synthetic dataset for `preset`, generated if missing"
+def synthetic_cache_root(preset: str = 'tiny', **overrides) -> Path:
+    "Where the cached synthetic dataset of `preset` (with `overrides`) lives: a changed config or world gets a new folder"
     config = preset_config(preset, **overrides)
     key = json.dumps({'world_version': WORLD_VERSION, **asdict(config)}, sort_keys=True, default=str)
-    root = cache_dir() / f'interhand-synthetic-{preset}-{zlib.crc32(key.encode()):08x}'  # a changed preset or world: a new folder
+    return cache_dir() / f'interhand-synthetic-{preset}-{zlib.crc32(key.encode()):08x}'
+
+def synthetic_interhand_root(preset: str = 'tiny', workers: int = 2, **overrides) -> Path:
+    "Root of the cached synthetic dataset for `preset`, generated if missing"
+    root = synthetic_cache_root(preset, **overrides)
     if (root / 'synthetic.json').exists(): return root
-    return generate(root, config, workers=workers)
+    return generate(root, preset_config(preset, **overrides), workers=workers)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .mano import ManoHand, IH_FROM_MANO, IH_ROOT
+from .training import load_checkpoint
 
 # %% auto #0
 __all__ = ['INJECTIONS', 'GESTURE_SOURCES', 'IDENTITY_6D', 'FINGER_TOKENS', 'CAMERA_SCALE_INIT', 'NUM_JOINTS', 'ORACLE_LOGIT',
@@ -236,7 +237,7 @@ class GestureTokenTransformer(nn.Module):
 
     def load_stage1(self, path: str | Path) -> 'GestureTokenTransformer':
         "Load a stage-1 `GestureEncoder` checkpoint (a state dict, or a dict holding one) into `.encoder`, strictly"
-        state = stage1_state_dict(torch.load(path, map_location='cpu', weights_only=False))
+        state = stage1_state_dict(load_checkpoint(path))  # torch.load(weights_only=True): no code from the file runs
         try: result = self.encoder.load_state_dict(state, strict=False)
         except RuntimeError as e: raise ValueError(f'stage-1 checkpoint {path} does not fit the encoder: {e}') from None
         missing, unexpected = result.missing_keys, result.unexpected_keys

@@ -16,10 +16,14 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm import tqdm
 
 # %% auto #0
-__all__ = ['LossFn', 'TrainConfig', 'resolve_device', 'autocast_dtype', 'seed_everything', 'seed_worker', 'distributed_setup',
-           'save_atomic', 'load_checkpoint', 'peak_memory_gb', 'to_device', 'Trainer']
+__all__ = ['PRECISIONS', 'LossFn', 'SAMPLE_ID_KEYS', 'RESUME_FREE', 'TrainConfig', 'resolve_device', 'autocast_dtype',
+           'numpy_rng_state', 'set_numpy_rng_state', 'seed_everything', 'seed_worker', 'distributed_setup',
+           'save_atomic', 'load_checkpoint', 'plain', 'peak_memory_gb', 'to_device', 'Trainer', 'describe_batch',
+           'config_differences']
 
 # %% ../nbs/11_training.ipynb #9f08bbbf
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
+
 @dataclass
 class TrainConfig:
     "How to train: optimisation, data loading, devices and where the run lives"
@@ -37,6 +41,16 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     resume: bool = True
 
+    def __post_init__(self):
+        self.lr_decay_epochs = tuple(self.lr_decay_epochs)
+        if self.precision not in PRECISIONS: raise ValueError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
+        if self.device != 'auto':
+            try: torch.device(self.device)
+            except (RuntimeError, TypeError): raise ValueError(f"device must be 'auto' or a torch device such as 'cpu' or 'cuda:0', got {self.device!r}") from None
+        for name in ('epochs', 'batch_size', 'workers', 'max_steps_per_epoch'):
+            value, least = getattr(self, name), 0 if name in ('epochs', 'workers') else 1
+            if value is not None and value < least: raise ValueError(f'{name} must be at least {least}, got {value}')
+
 # %% ../nbs/11_training.ipynb #18dcd0dd
 def resolve_device(name: str = 'auto') -> torch.device:
     "The torch device for `name`; 'auto' is CUDA when available, else CPU"
@@ -49,6 +63,16 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     "Autocast dtype: bf16 on GPU for 'auto', none on CPU"
     if precision == 'auto': return torch.bfloat16 if device.type == 'cuda' else None
     return {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[precision]
+
+def numpy_rng_state() -> dict:
+    "numpy's global random state as plain types and a tensor, so a `weights_only` checkpoint can hold it"
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    return {'name': name, 'keys': torch.from_numpy(keys.astype(np.int64)), 'position': int(position),
+            'has_gauss': int(has_gauss), 'gauss': float(gauss)}
+
+def set_numpy_rng_state(state: dict) -> None:
+    "Restore numpy's global random state from `numpy_rng_state()`"
+    np.random.set_state((state['name'], state['keys'].numpy().astype(np.uint32), state['position'], state['has_gauss'], state['gauss']))
 
 def seed_everything(seed: int) -> None:
     "Seed python, numpy and torch"
@@ -84,8 +108,18 @@ def load_checkpoint(path: str | os.PathLike, map_location='cpu') -> dict:
     "Load a checkpoint written by `save_atomic`, with an error that names the file"
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f'checkpoint not found: {path}')
-    try: return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e: raise RuntimeError(f'could not read checkpoint {path}: {e}') from e
+    try: return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e: raise RuntimeError(f'could not read checkpoint {path} (a file written by gesthand holds only '
+                                              f'tensors and plain types): {e}') from e
+
+def plain(value):
+    "`value` with numpy scalars and arrays turned into Python numbers and tensors, tuples into lists: checkpoint-safe"
+    if isinstance(value, dict): return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)): return [plain(v) for v in value]
+    if isinstance(value, np.generic): return value.item()
+    if isinstance(value, np.ndarray): return torch.from_numpy(value)
+    if isinstance(value, os.PathLike): return str(value)
+    return value
 
 # %% ../nbs/11_training.ipynb #e12284ca
 def peak_memory_gb(device: torch.device) -> float:
@@ -112,8 +146,9 @@ class Trainer:
     "Train `model` with `loss_fn(pred, batch, epoch) -> {'total': ..., term: ...}`, resumably"
     def __init__(self, model: nn.Module, loss_fn: LossFn, train_data: Dataset, config: TrainConfig,
                  val_data: Dataset | None = None, evaluate: Callable[[nn.Module, DataLoader], dict] | None = None,
-                 inputs: Callable[[dict], torch.Tensor | dict] = lambda batch: batch['image']):
+                 inputs: Callable[[dict], torch.Tensor | dict] = lambda batch: batch['image'], settings: dict | None = None):
         self.config, self.loss_fn, self.evaluate, self.inputs = config, loss_fn, evaluate, inputs
+        self.settings = plain(settings or {})  # what else decides the result (model, data, loss): checked on resume
         self.rank, self.world_size = distributed_setup()
         self.device = resolve_device(config.device)
         if self.world_size > 1 and self.device.type == 'cuda': self.device = torch.device('cuda', torch.cuda.current_device())
@@ -144,6 +179,21 @@ class Trainer:
                           pin_memory=self.device.type == 'cuda', persistent_workers=False)
 
 # %% ../nbs/11_training.ipynb #e3c95e7f
+SAMPLE_ID_KEYS = ('image_id', 'annot_id')
+
+def describe_batch(batch: dict) -> str:
+    "The ids of a batch's samples and, for those with NaN or inf in a floating-point input, which keys hold them"
+    ids = {key: torch.as_tensor(batch[key]).tolist() for key in SAMPLE_ID_KEYS if key in batch}
+    def name(i): return ' '.join(f'{key}={values[i]}' for key, values in ids.items()) or f'sample {i}'
+    bad = {}
+    for key, value in batch.items():
+        if torch.is_tensor(value) and value.is_floating_point() and value.ndim:
+            for i in (~torch.isfinite(value.detach().reshape(len(value), -1))).any(1).nonzero()[:, 0].tolist():
+                bad.setdefault(i, []).append(key)
+    text = '; '.join(f'{key} {values}' for key, values in ids.items()) or f'{len(next(iter(batch.values())))} samples without ids'
+    if bad: text += '; non-finite inputs: ' + ', '.join(f'{name(i)} ({", ".join(keys)})' for i, keys in sorted(bad.items()))
+    return text
+
 @torch.no_grad()
 def _mean_terms(sums: dict, count: int) -> dict:
     return {k: v / max(count, 1) for k, v in sums.items()}
@@ -165,14 +215,15 @@ def _train_epoch(self: Trainer, epoch: int) -> dict:
                              batch, epoch + step / steps)
         if not torch.isfinite(terms['total']):
             raise FloatingPointError(f'non-finite loss at epoch {epoch + 1}, step {step}: '
-                                     + ', '.join(f'{k}={float(v.detach()):.4g}' for k, v in terms.items()))
+                                     + ', '.join(f'{k}={float(v.detach()):.4g}' for k, v in terms.items())
+                                     + f'; batch {describe_batch(batch)}')
         self.optimizer.zero_grad(set_to_none=True)
         terms['total'].backward()
         if self.config.grad_clip: nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         for k, v in terms.items(): sums[k] = sums.get(k, 0.) + float(v.detach())
         count += 1
-        bar.set_postfix(loss=f"{float(terms['total']):.4f}"); bar.update()
+        bar.set_postfix(loss=f"{float(terms['total'].detach()):.4f}"); bar.update()
     bar.close()
     self.scheduler.step()
     speed = {'images_per_s': images / (time.perf_counter() - start), 'peak_memory_gb': peak_memory_gb(self.device)}
@@ -181,17 +232,43 @@ def _train_epoch(self: Trainer, epoch: int) -> dict:
 Trainer.train_epoch = _train_epoch
 
 # %% ../nbs/11_training.ipynb #2f930fa8
+RESUME_FREE = ('out_dir', 'resume', 'epochs')  # where a run lives and when it stops; the rest must match to resume
+
 def _state(self: Trainer) -> dict:
     return {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
             'scheduler': self.scheduler.state_dict(), 'epoch': self.epoch, 'history': self.history,
-            'config': asdict(self.config), 'torch_rng': torch.get_rng_state(), 'numpy_rng': np.random.get_state(),
-            'python_rng': random.getstate()}
+            'config': plain(asdict(self.config)), 'settings': self.settings, 'torch_rng': torch.get_rng_state(),
+            'numpy_rng': numpy_rng_state(), 'python_rng': random.getstate()}
+
+def _flat(record: dict, prefix: str = '') -> dict:
+    return {k: v for key, value in record.items()
+            for k, v in (_flat(value, f'{prefix}{key}.') if isinstance(value, dict) else {f'{prefix}{key}': value}).items()}
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    "'field: saved -> current' for every dotted field whose value differs between two nested config dicts"
+    saved, current = _flat(saved), _flat(current)
+    missing = object()
+    return [f'{key}: {saved.get(key, "(absent)")!r} -> {current.get(key, "(absent)")!r}'
+            for key in sorted(saved.keys() | current.keys()) if saved.get(key, missing) != current.get(key, missing)]
+
+def _check_resumable(self: Trainer, state: dict, checkpoint: Path) -> None:
+    "Refuse to resume a checkpoint written by a run with another configuration, naming the fields that differ"
+    def run_record(config: dict, settings: dict) -> dict:
+        return {'train': {k: v for k, v in config.items() if k not in RESUME_FREE}, 'settings': settings}
+    differences = config_differences(run_record(state.get('config', {}), state.get('settings', {})),
+                                     run_record(plain(asdict(self.config)), self.settings))
+    if state['epoch'] > self.config.epochs:
+        differences.append(f'epochs: the checkpoint has {state["epoch"]} epochs done, more than the {self.config.epochs} asked for')
+    if differences:
+        raise ValueError(f'{checkpoint} was written by a run with a different configuration; resuming it would mix two '
+                         f'runs. Fields that differ (checkpoint -> now): {"; ".join(differences)}. To start fresh, delete '
+                         f'{self.out_dir} or train with resume=False (which overwrites it), or give this run another out_dir.')
 
 def _restore(self: Trainer, state: dict) -> None:
     self.model.load_state_dict(state['model']); self.optimizer.load_state_dict(state['optimizer'])
     self.scheduler.load_state_dict(state['scheduler'])
     self.epoch, self.history = state['epoch'], state['history']
-    torch.set_rng_state(state['torch_rng']); np.random.set_state(state['numpy_rng']); random.setstate(state['python_rng'])
+    torch.set_rng_state(state['torch_rng']); set_numpy_rng_state(state['numpy_rng']); random.setstate(state['python_rng'])
 
 def _write_metrics(self: Trainer) -> None:
     keys = sorted({k for record in self.history for k in record}, key=lambda k: (k != 'epoch', k))
@@ -204,7 +281,9 @@ def _fit(self: Trainer) -> list[dict]:
     "Train until `config.epochs`, resuming from `out_dir/last.pt` when it exists"
     checkpoint = self.out_dir / 'last.pt'
     if self.config.resume and checkpoint.exists():
-        _restore(self, load_checkpoint(checkpoint))
+        state = load_checkpoint(checkpoint)
+        _check_resumable(self, state, checkpoint)
+        _restore(self, state)
         if self.is_main: print(f'resumed from {checkpoint} after epoch {self.epoch}')
     while self.epoch < self.config.epochs:
         start = time.perf_counter()
@@ -215,7 +294,7 @@ def _fit(self: Trainer) -> list[dict]:
                 record.update({f'val/{k}': v for k, v in self.evaluate(self.model, self.loader(self.val_data, 0, train=False)).items()})
         record['seconds'] = time.perf_counter() - start
         self.epoch += 1
-        self.history.append(record)
+        self.history.append(plain(record))
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             _write_metrics(self)

@@ -30,4 +30,6 @@ def test_train_stage2_runs_with_injected_parameters(tmp_path):
     assert results['config']['pretrain_gestures'] is False
     assert not list((tmp_path / 'runs').glob('stage1-*')), 'a run without gesture pretraining trained stage 1'
     assert results['hardware'] == 'cpu' and results['metrics']['num_samples'] > 0
-    assert (tmp_path / 'runs' / 'smoke-ours_no_pretrain-seed0' / 'stage2' / 'last.pt').exists()
+    run_dir = Path(results['run_dir'])  # named by the experiment, the seed and the fingerprint of its settings
+    assert run_dir.parent == tmp_path / 'runs' and run_dir.name.startswith('smoke-ours_no_pretrain-seed0-')
+    assert (run_dir / 'stage2' / 'last.pt').exists()

@@ -120,12 +120,12 @@ def test_rootnet_output_in_the_official_format(world_root):
 
 
 def test_no_degenerate_boxes_and_drops_are_counted(world_root):
-    from gesthand.synth import MIN_BOX_SIDE_PX
+    from gesthand.data import MIN_BBOX_PX
     info = json.loads((Path(world_root) / 'synthetic.json').read_text())
     assert set(info['dropped_views']) == set(info['config']['captures'])
     for split in info['config']['captures']:
         boxes = np.array([a['bbox'] for a in load(world_root, split, 'data')['annotations']])
-        assert (boxes[:, 2:].max(1) >= MIN_BOX_SIDE_PX).all()
+        assert (boxes[:, 2:].min(1) >= MIN_BBOX_PX).all()
         assert set(info['dropped_views'][split]) <= {'no_valid_joint', 'degenerate_bbox'}
 
 
