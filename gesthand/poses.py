@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 import numpy as np
 from .gestures import STEM_LABELS, class_names, gesture_label
-from .handmodel import (FINGERS, TIP_VERTEX_IDS, articulation_to_hand_pose, build_mano_arrays,
-                                mirror_hand_pose, _axis_angle_to_matrix, _matrix_to_axis_angle)
+from .handmodel import (FINGERS, FINGER_JOINTS, TIP_VERTEX_IDS, articulation_to_hand_pose, build_mano_arrays,
+                                mano_forward, mirror_hand_pose, _THUMB_AXES, _axis_angle_to_matrix, _matrix_to_axis_angle)
 
 # %% auto #0
-__all__ = ['FLEX_LIMITS', 'SPREAD_LIMITS', 'STRAIGHT', 'CURLED', 'THUMB_OVER_FIST', 'THUMB_OUT', 'THUMB_TUCKED', 'SLIGHT',
-           'within_limits', 'clip_to_limits', 'canonical_articulation', 'canonical_global_orient',
-           'sequence_articulations', 'hands_mean', 'sequence_hand_poses', 'draw_gesture']
+__all__ = ['FLEX_LIMITS', 'SPREAD_LIMITS', 'THUMB_TWIST_LIMITS', 'STRAIGHT', 'CURLED', 'THUMB_OVER_FIST', 'THUMB_OUT',
+           'THUMB_TUCKED', 'SLIGHT', 'within_limits', 'clip_to_limits', 'canonical_articulation',
+           'canonical_global_orient', 'sequence_articulations', 'hands_mean', 'sequence_hand_poses', 'digit_pads',
+           'draw_gesture']
 
 # %% ../nbs/03_poses.ipynb #be3fe240
 FLEX_LIMITS = np.array([  # (5, 3, 2): lower, upper
@@ -24,12 +25,16 @@ FLEX_LIMITS = np.array([  # (5, 3, 2): lower, upper
     [[-0.35, 1.6], [-0.1, 1.9], [-0.2, 1.5]],
 ])
 SPREAD_LIMITS = np.array([[-0.8, 1.0], [-0.45, 0.6], [-0.35, 0.35], [-0.45, 0.5], [-0.45, 0.7]])
+THUMB_TWIST_LIMITS = np.array([[-1.2, 0.2], [-0.35, 0.2], [0.0, 0.0]])  # (3, 2): CMC, MCP, IP; negative pronates
 
-def within_limits(flex, spread, tol=1e-9) -> bool:
-    "Whether an articulation lies inside FLEX_LIMITS and SPREAD_LIMITS"
+def within_limits(flex, spread, twist=None, tol=1e-9) -> bool:
+    "Whether an articulation lies inside FLEX_LIMITS, SPREAD_LIMITS and (thumb twist only) THUMB_TWIST_LIMITS"
     flex, spread = np.asarray(flex), np.asarray(spread)
+    twist = np.zeros((5, 3)) if twist is None else np.asarray(twist)
     return bool((flex >= FLEX_LIMITS[..., 0] - tol).all() and (flex <= FLEX_LIMITS[..., 1] + tol).all()
-                and (spread >= SPREAD_LIMITS[:, 0] - tol).all() and (spread <= SPREAD_LIMITS[:, 1] + tol).all())
+                and (spread >= SPREAD_LIMITS[:, 0] - tol).all() and (spread <= SPREAD_LIMITS[:, 1] + tol).all()
+                and (twist[..., 0, :] >= THUMB_TWIST_LIMITS[:, 0] - tol).all()
+                and (twist[..., 0, :] <= THUMB_TWIST_LIMITS[:, 1] + tol).all() and (np.abs(twist[..., 1:, :]) <= tol).all())
 
 def clip_to_limits(flex, spread):
     "Clip an articulation (any leading batch shape) into the joint limits"
@@ -41,8 +46,9 @@ STRAIGHT, CURLED = (0.0, 0.0, 0.0), (1.45, 1.6, 1.1)
 THUMB_OVER_FIST, THUMB_OUT, THUMB_TUCKED = (0.6, 0.5, 0.6), (-0.1, 0.0, 0.0), (1.05, 0.4, 0.3)
 SLIGHT = (0.1, 0.1, 0.05)
 
-def _a(thumb, index, middle, ring, pinky, spread=(0, 0, 0, 0, 0)):
-    return np.array([thumb, index, middle, ring, pinky], float), np.array(spread, float)
+def _a(thumb, index, middle, ring, pinky, spread=(0, 0, 0, 0, 0), thumb_twist=(0, 0, 0)):
+    twist = np.zeros((5, 3)); twist[0] = thumb_twist
+    return np.array([thumb, index, middle, ring, pinky], float), np.array(spread, float), twist
 
 _C = CURLED
 _CANONICAL = {
@@ -59,9 +65,9 @@ _CANONICAL = {
     'thumbup_relaxed': _a((-0.1, 0.1, 0.1), (1.25, 1.4, 0.9), (1.25, 1.4, 0.9), (1.25, 1.4, 0.9), (1.25, 1.4, 0.9), (0.7, 0, 0, 0, 0)),
     'thumbup_normal': _a(THUMB_OUT, _C, _C, _C, _C, (0.8, 0, 0, 0, 0)),
     'thumbup_rigid': _a((-0.25, -0.2, -0.25), (1.5, 1.7, 1.2), (1.5, 1.7, 1.2), (1.5, 1.7, 1.2), (1.5, 1.7, 1.2), (0.9, 0, 0, 0, 0)),
-    'thumbtucknormal': _a(THUMB_TUCKED, _C, _C, _C, _C),
-    'thumbtuckrigid': _a((1.15, 0.5, 0.4), (1.5, 1.7, 1.2), (1.5, 1.7, 1.2), (1.5, 1.7, 1.2), (1.5, 1.7, 1.2)),
-    'aokay': _a((0.533, 0.347, 0.218), (0.77, 0.881, 0.55), SLIGHT, SLIGHT, SLIGHT, (-0.229, 0, 0.05, 0.12, 0.2)),
+    'thumbtucknormal': _a((0.79, 0.85, 1.4), (1.57, 1.6, 1.1), (1.57, 1.6, 1.1), (1.57, 1.6, 1.1), _C, (-0.68, 0, 0, 0, 0), (-0.33, -0.27, 0)),
+    'thumbtuckrigid': _a((0.85, 0.9, 1.4), (1.6, 1.7, 1.2), (1.6, 1.7, 1.2), (1.6, 1.7, 1.2), (1.5, 1.7, 1.2), (-0.7, 0, 0, 0, 0), (-0.33, -0.27, 0)),
+    'aokay': _a((1.09, -0.35, -0.35), (0.92, 0.7, 0.15), SLIGHT, SLIGHT, SLIGHT, (-0.27, 0, 0.05, 0.12, 0.2), (-0.8, -0.35, 0)),
     'surfer': _a((-0.1, 0, 0), _C, _C, _C, STRAIGHT, (0.7, 0, 0, 0, 0.35)),
     'rocker': _a(THUMB_OVER_FIST, STRAIGHT, _C, _C, STRAIGHT, (0, 0.1, 0, 0, 0.2)),
     'fist': _a(THUMB_OVER_FIST, _C, _C, _C, _C),
@@ -78,10 +84,10 @@ _CANONICAL = {
     'pinkytip': _a((1.2, 0.552, 0.058), (0.1, 0.2, 0.1), (0.1, 0.2, 0.1), (0.1, 0.2, 0.1), (0.993, 0.869, 0.497), (-0.521, 0.15, 0.05, 0, 0)),
     'palmdown': _a((0.0, 0.05, 0.05), (0.05, 0.05, 0.02), (0.05, 0.05, 0.02), (0.05, 0.05, 0.02), (0.05, 0.05, 0.02), (0.2, 0.05, 0, 0.05, 0.1)),
     'relaxedwave': _a((0.15, 0.15, 0.15), (0.2, 0.3, 0.2), (0.2, 0.3, 0.2), (0.25, 0.3, 0.2), (0.3, 0.3, 0.2), (0.2, 0.05, 0, 0.05, 0.1)),
-    'capisce': _a((0.9, 0.35, 0.25), (0.95, 0.45, 0.2), (0.9, 0.45, 0.2), (0.9, 0.45, 0.2), (0.95, 0.45, 0.2), (-0.4, -0.25, -0.05, -0.15, -0.35)),
+    'capisce': _a((1.3, -0.08, -0.21), (1.3, 0.01, 0), (0.83, 0.8, 0), (0.67, 0.8, 0), (1.1, 0, 0), (-0.44, -0.44, -0.32, -0.08, -0.29), (-0.46, -0.35, 0)),
     'claws': _a((0.3, 0.5, 0.9), (-0.1, 1.3, 1.0), (-0.1, 1.3, 1.0), (-0.1, 1.3, 1.0), (-0.1, 1.3, 1.0), (0.4, 0.2, 0, 0.15, 0.3)),
     'dinosaur': _a((0.5, 0.4, 0.6), (0.5, 1.1, 0.9), (0.5, 1.1, 0.9), (0.5, 1.1, 0.9), (0.5, 1.1, 0.9), (0.2, 0.05, 0, 0.05, 0.1)),
-    'pucker': _a((0.9, 0.3, 0.2), (0.7, 0.7, 0.35), (0.65, 0.7, 0.35), (0.65, 0.7, 0.35), (0.7, 0.7, 0.35), (-0.35, -0.2, -0.05, -0.12, -0.3)),
+    'pucker': _a((1.26, 0.44, -0.32), (0.79, 0.87, 0.27), (1.01, 0.93, 0.2), (1.08, 0.17, 0.6), (1.18, 0.1, 0.2), (-0.09, -0.34, -0.26, -0.19, -0.39), (-1.12, -0.26, 0)),
     'cup': _a((0.45, 0.15, 0.15), (0.35, 0.5, 0.3), (0.35, 0.5, 0.3), (0.35, 0.5, 0.3), (0.35, 0.5, 0.3), (-0.15, -0.05, 0, -0.05, -0.05)),
     'shakespearesyorick': _a((0.5, 0.1, 0.1), (0.55, 0.6, 0.4), (0.55, 0.6, 0.4), (0.55, 0.6, 0.4), (0.55, 0.6, 0.4), (-0.45, 0.2, 0, 0.15, 0.25)),
     'middlefinger': _a(THUMB_OVER_FIST, _C, STRAIGHT, _C, _C),
@@ -90,11 +96,11 @@ _SAME_AS = {'peacock': 'aokay', 'aokay_upright': 'aokay', 'rocker_frontside': 'r
             'one_count': 'indexpoint', 'index_point': 'indexpoint', 'palmdownwave': 'palmdown'}
 
 def canonical_articulation(stem: str):
-    "Canonical (flex (5,3), spread (5,)) in radians of a gesture stem, fingers ordered thumb, index, middle, ring, pinky"
+    "Canonical (flex (5,3), spread (5,), twist (5,3)) in radians of a gesture stem, fingers ordered thumb, index, middle, ring, pinky"
     stem = _SAME_AS.get(stem, stem)
     if stem not in _CANONICAL: raise KeyError(f'no canonical pose for gesture stem {stem!r}')
-    flex, spread = _CANONICAL[stem]
-    return flex.copy(), spread.copy()
+    flex, spread, twist = _CANONICAL[stem]
+    return flex.copy(), spread.copy(), twist.copy()
 
 # %% ../nbs/03_poses.ipynb #6c5ff688
 _FINGERS_UP = np.array([0.0, 0.0, -np.pi / 2])
@@ -138,14 +144,14 @@ def _range_of_motion(rng, n_frames):
     flex = key_flex[i] * (1 - w)[:, None, None] + key_flex[i + 1] * w[:, None, None]
     spread = key_spread[i] * (1 - w)[:, None] + key_spread[i + 1] * w[:, None]
     orient = np.zeros((n_frames, 3)) + _smooth_noise(rng, n_frames, (3,), 0.4)
-    return flex, spread, orient
+    return flex, spread, np.zeros((n_frames, 5, 3)), orient
 
 def sequence_articulations(seq_name: str, n_frames: int, rng):
-    "Per-frame right-hand (flex (n,5,3), spread (n,5), global orient (n,3)) for a sequence name"
+    "Per-frame right-hand (flex (n,5,3), spread (n,5), twist (n,5,3), global orient (n,3)) for a sequence name"
     match = _STEM.match(seq_name)
     stem = match[1] if match else None
     if stem not in STEM_LABELS or gesture_label(seq_name) is None: return _range_of_motion(rng, n_frames)
-    flex0, spread0 = canonical_articulation(stem)
+    flex0, spread0, twist0 = canonical_articulation(stem)
     flex = flex0 + _smooth_noise(rng, n_frames, (5, 3), 0.06)
     spread = spread0 + _smooth_noise(rng, n_frames, (5,), 0.03)
     orient_wobble = _smooth_noise(rng, n_frames, (3,), 0.14)
@@ -157,7 +163,7 @@ def sequence_articulations(seq_name: str, n_frames: int, rng):
     flex, spread = clip_to_limits(flex, spread)
     R0 = _axis_angle_to_matrix(canonical_global_orient(stem))
     orient = _matrix_to_axis_angle(R0 @ _axis_angle_to_matrix(orient_wobble))
-    return flex, spread, orient
+    return flex, spread, np.repeat(twist0[None], n_frames, 0), orient
 
 _HANDS_MEAN = {}
 
@@ -169,19 +175,50 @@ def hands_mean(side: str = 'right') -> np.ndarray:
 def sequence_hand_poses(seq_name: str, n_frames: int, rng, side: str = 'right', mean=None) -> np.ndarray:
     "MANO poses (n_frames, 48) of a sequence in the NeuralAnnot convention (finger values relative to `side`'s hands_mean)"
     if side not in ('right', 'left'): raise ValueError(f"side must be 'right' or 'left', got {side!r}")
-    flex, spread, orient = sequence_articulations(seq_name, n_frames, rng)
-    fingers = np.stack([articulation_to_hand_pose(f, s) for f, s in zip(flex, spread)])
+    flex, spread, twist, orient = sequence_articulations(seq_name, n_frames, rng)
+    fingers = np.stack([articulation_to_hand_pose(f, s, t) for f, s, t in zip(flex, spread, twist)])
     pose = np.concatenate([orient, fingers], 1)
     if side == 'left': pose = mirror_hand_pose(pose)
     pose[:, 3:] -= hands_mean(side) if mean is None else np.asarray(mean)
     return pose
 
+# %% ../nbs/03_poses.ipynb #067cb83e
+_DISTAL = [FINGER_JOINTS[name][2] for name in FINGERS]
+
+def _pad_patches(model):
+    "Per digit (thumb..pinky), the rest-pose vertex ids of its distal pad"
+    v, W = model['v_template'], model['weights']
+    J = model['J_regressor'] @ v
+    patches = []
+    for d, joint in enumerate(_DISTAL):
+        facing = -_THUMB_AXES[2][2] if d == 0 else np.array([0.0, -1.0, 0.0])   # where the distal joint flexes to
+        length = np.linalg.norm(v[TIP_VERTEX_IDS[d]] - J[joint]); axis = (v[TIP_VERTEX_IDS[d]] - J[joint]) / length
+        rel = v - J[joint]
+        radial = rel - np.outer(rel @ axis, axis)
+        cos = radial @ facing / np.maximum(np.linalg.norm(radial, axis=1), 1e-12)
+        along = rel @ axis / length
+        patches.append(np.flatnonzero((W[:, joint] > 0.5) & (cos > np.cos(np.radians(50))) & (along > 0.2) & (along < 0.9)))
+    return patches
+
+def digit_pads(hand_pose, model=None):
+    "Centres (5,3, metres) and unit outward normals (5,3) of the distal pads (thumb..pinky) of our hand posed by an absolute 45-d `hand_pose`"
+    model = build_mano_arrays('right') if model is None else model
+    v, _ = mano_forward(model, hand_pose)
+    tri = v[model['f']]
+    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    vert_n = np.zeros_like(v)
+    for k in range(3): np.add.at(vert_n, model['f'][:, k], face_n)
+    vert_n /= np.linalg.norm(vert_n, axis=1, keepdims=True)
+    patches = _pad_patches(model)
+    normals = np.array([vert_n[p].mean(0) for p in patches])
+    return np.array([v[p].mean(0) for p in patches]), normals / np.linalg.norm(normals, axis=1, keepdims=True)
+
 # %% ../nbs/03_poses.ipynb #59ece9e3
-def draw_gesture(ax, stem, model=None, view=(15, -65)):
-    "Draw the canonical right hand of `stem` on a matplotlib 3D axis (fingers up, palm toward the viewer)"
+def draw_gesture(ax, stem, model=None, view=(15, -65), articulation=None):
+    "Draw the right hand of `stem` (its canonical articulation, or `articulation` = (flex, spread[, twist])) on a 3D axis, fingers up"
     from gesthand.handmodel import mano_forward, draw_mesh
     model = build_mano_arrays('right') if model is None else model
-    v, _ = mano_forward(model, articulation_to_hand_pose(*canonical_articulation(stem)))
+    v, _ = mano_forward(model, articulation_to_hand_pose(*(articulation or canonical_articulation(stem))))
     shown = np.stack([v[:, 2], v[:, 1], -v[:, 0]], 1)   # fingers up, thumb right, palm toward -y
     draw_mesh(ax, shown, model['f'], light=(0.3, -0.8, 0.5))
     ax.view_init(*view); ax.set_title(stem, fontsize=10)
