@@ -5,6 +5,7 @@
 # %% ../nbs/06a_crops.ipynb #d7c322ea
 from __future__ import annotations
 import copy, io, json, math, os
+from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, default_collate
+from tqdm import tqdm
 
 from .data import AugmentConfig, InterHandDataset, apply_affine, crop_camera, square_box
 from .mano import mirror_pose, rotate_axis_angle
@@ -32,7 +34,7 @@ def packed_size(input_size: int, pad: float) -> int:
     return input_size + 2 * math.ceil(input_size * (pad - 1) / 2 - 1e-9)
 
 # %% ../nbs/06a_crops.ipynb #3972ba13
-PACK_VERSION = 1
+PACK_VERSION = 2  # 2: pack.json carries the source dataset's skip and unlabeled counts
 PACK_ONLY_KEYS = ('record_bbox', '__key__')  # carried by packed (and webdataset) samples, dropped by the augmentation
 
 def _uint8(image: torch.Tensor) -> np.ndarray:
@@ -50,7 +52,8 @@ def pack_crops(dataset: InterHandDataset, out: str | os.PathLike, pad: float | N
     out.mkdir(parents=True, exist_ok=True)
     crops = np.lib.format.open_memmap(out / 'crops.npy', 'w+', np.uint8, (len(view), 3, size, size))
     arrays, start = {}, 0
-    for batch in DataLoader(view, batch_size=batch_size, num_workers=workers):
+    loader = DataLoader(view, batch_size=batch_size, num_workers=workers)
+    for batch in tqdm(loader, desc=f'packing {dataset.split} crops', unit='batch', leave=False):
         image = _uint8(batch.pop('image'))
         crops[start:start + len(image)] = image
         start += len(image)
@@ -60,7 +63,8 @@ def pack_crops(dataset: InterHandDataset, out: str | os.PathLike, pad: float | N
     arrays['record_bbox'] = dataset.records['bbox'].astype(np.float32)
     np.savez(out / 'arrays.npz', **arrays)
     meta = dict(version=PACK_VERSION, count=len(view), input_size=cfg.input_size, size=size, pad=pad, bbox_scale=cfg.bbox_scale,
-                mirror_left=cfg.mirror_left, augment=asdict(cfg.augment), root=str(dataset.root), split=dataset.split)
+                mirror_left=cfg.mirror_left, augment=asdict(cfg.augment), root=str(dataset.root), split=dataset.split,
+                skipped=dict(dataset.skipped), unlabeled=dict(dataset.unlabeled))  # the source's counts travel with its crops
     (out / 'pack.json').write_text(json.dumps(meta, indent=1))
     return out
 
@@ -163,6 +167,7 @@ class CropDataset(Dataset):
         self.crops = np.load(self.path / 'crops.npy', mmap_mode=None if in_memory else 'r')
         with np.load(self.path / 'arrays.npz') as f: self.arrays = {k: f[k] for k in f.files}
         self.crop = CropAugment.from_pack(self.meta)
+        self.skipped, self.unlabeled = Counter(self.meta['skipped']), Counter(self.meta['unlabeled'])  # as `InterHandDataset`'s
 
     def __len__(self): return len(self.crops)
 

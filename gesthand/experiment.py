@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_experiment.ipynb #98d516e7
 from __future__ import annotations
-import hashlib, json, os, platform, subprocess, types, typing
+import hashlib, json, os, platform, shutil, subprocess, types, typing
 from dataclasses import dataclass, field, asdict, fields, is_dataclass
 from pathlib import Path
 
@@ -15,23 +15,24 @@ import torch
 import timm, torchvision
 
 from .data import DataConfig, AugmentConfig, InterHandDataset
+from .crops import PACK_VERSION, CropDataset, pack_crops
 from .encoder import EncoderConfig, GestureEncoder, gesture_loss, FINE_SCHEDULES, HRNET_FEATURES
 from .synth import PRESETS as SYNTHETIC_PRESETS
 from .tokens import TokenConfig, GestureTokenTransformer
 from .baseline import BaselineConfig, EANetBaseline, eanet_loss_config
 from .losses import LossConfig, layered_loss
 from .metrics import PoseEvaluator, topk_accuracy
-from .mano import ManoHand, IH_ROOT
+from .mano import ManoHand, IH_ROOT, cache_dir
 from .training import TrainConfig, Trainer, load_checkpoint, plain, resolve_device, seed_everything, to_device
 
 # %% auto #0
 __all__ = ['MODELS', 'MODEL_SECTIONS', 'PRESETS', 'EXPERIMENTS', 'MAIN_EXPERIMENTS', 'ORACLE_EXPERIMENTS', 'ABLATIONS',
            'METRIC_LABELS', 'RUN_COLUMNS', 'CLAIMS', 'known_backbone', 'ExperimentConfig', 'project_root',
-           'experiment_config', 'dataset_root', 'datasets', 'evaluate_gestures', 'train_stage1', 'stage2_model',
-           'build_stage2', 'run_evaluator', 'evaluate_pose', 'train_stage2', 'git_commit', 'device_name', 'load_stage2',
-           'split_loader', 'evaluate_checkpoint', 'data_counts', 'write_results', 'result_rows', 'read_results',
-           'mean_std', 'summary_table', 'missing_runs', 'claim', 'claims', 'gesture_ceiling', 'gesture_check',
-           'training_check', 'data_statement']
+           'experiment_config', 'dataset_root', 'packed_split', 'datasets', 'train_transform', 'evaluate_gestures',
+           'train_stage1', 'stage2_model', 'build_stage2', 'run_evaluator', 'evaluate_pose', 'train_stage2',
+           'git_commit', 'device_name', 'load_stage2', 'split_loader', 'evaluate_checkpoint', 'data_counts',
+           'write_results', 'result_rows', 'read_results', 'mean_std', 'summary_table', 'missing_runs', 'claim',
+           'claims', 'gesture_ceiling', 'gesture_check', 'training_check', 'data_statement']
 
 # %% ../nbs/12_experiment.ipynb #60da18ad
 MODELS = {'tokens': lambda c, encoder, mano: GestureTokenTransformer(encoder, c.tokens, mano),
@@ -54,6 +55,7 @@ class ExperimentConfig:
     synthetic_preset: str = 'smoke'
     pretrain_gestures: bool = True
     stage1_checkpoint: str | None = None  # a stage-1 checkpoint to start from instead of training stage 1
+    crop_cache: bool = False  # train and evaluate on crops packed once (Crop cache chapter) instead of decoding JPEGs
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     tokens: TokenConfig = field(default_factory=TokenConfig)
@@ -83,7 +85,8 @@ class ExperimentConfig:
 
     def settings(self, stage: int) -> dict:
         "Everything besides the stage's own `TrainConfig` that decides the result of stage `stage` (1 or 2)"
-        common = {'data_source': self.data_source, 'data': asdict(self.data), 'encoder': asdict(self.encoder)}
+        common = {'data_source': self.data_source, 'data': asdict(self.data), 'encoder': asdict(self.encoder),
+                  **({'crop_cache': True} if self.crop_cache else {})}  # absent when off: older run folders keep their names
         if stage == 1: return plain(common)
         section = MODEL_SECTIONS[self.model]
         pretraining = {'stage1_checkpoint': self.stage1_checkpoint} if self.stage1_checkpoint else {'stage1': _schedule(self.stage1)}
@@ -239,10 +242,31 @@ def dataset_root(config: ExperimentConfig) -> Path:
     from gesthand.synth import synthetic_interhand_root
     return synthetic_interhand_root(config.synthetic_preset)
 
+def packed_split(config: ExperimentConfig, dataset: InterHandDataset) -> CropDataset:
+    "`dataset` packed once into the cache, keyed by its files, its split and the data config, as a `CropDataset`"
+    root = Path(dataset.root).resolve()
+    annotations = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted((root / 'annotations' / dataset.split).glob('*.json'))]
+    synthetic = root / 'synthetic.json'  # a generated dataset names its content: its fingerprint
+    identity = json.loads(synthetic.read_text()).get('fingerprint') if synthetic.exists() else annotations
+    key = json.dumps({'root': str(root), 'content': identity, 'split': dataset.split, 'data': asdict(config.data),
+                      'pack_version': PACK_VERSION}, sort_keys=True, default=str)
+    path = cache_dir() / 'crops' / f'{dataset.split}-{hashlib.sha256(key.encode()).hexdigest()[:12]}'
+    if not (path / 'pack.json').exists():
+        staging = path.with_name(path.name + '.partial')  # an interrupted pack never looks finished
+        shutil.rmtree(staging, ignore_errors=True)
+        pack_crops(dataset, staging, workers=config.stage1.workers)
+        staging.rename(path)
+    return CropDataset(path, train=dataset.train)
+
 def datasets(config: ExperimentConfig, splits=('train', 'val', 'test')) -> dict:
-    "The datasets of `splits`; augmentation only in train"
+    "The datasets of `splits`; augmentation only in train; crops packed once when `config.crop_cache`"
     root = dataset_root(config)
-    return {split: InterHandDataset(root, split, config.data) for split in splits}
+    data = {split: InterHandDataset(root, split, config.data) for split in splits}
+    return {split: packed_split(config, dataset) for split, dataset in data.items()} if config.crop_cache else data
+
+def train_transform(dataset) -> typing.Callable[[dict], dict] | None:
+    "The batch augmentation a packed training set needs on the device (`Trainer(batch_transform=...)`), else None"
+    return dataset.crop if isinstance(dataset, CropDataset) and dataset.train else None
 
 # %% ../nbs/12_experiment.ipynb #1cc2a990
 def evaluate_gestures(model, loader) -> dict:
@@ -261,7 +285,8 @@ def train_stage1(config: ExperimentConfig, *, data: dict | None = None) -> Path:
     seed_everything(config.seed)  # initial weights depend on the seed only, not on what ran before in the process
     encoder = GestureEncoder(config.encoder)
     trainer = Trainer(encoder, lambda pred, batch, epoch: gesture_loss(pred, batch, epoch, config.encoder),
-                      data['train'], config.stage1, val_data=data['val'], evaluate=evaluate_gestures, settings=config.settings(1))
+                      data['train'], config.stage1, val_data=data['val'], evaluate=evaluate_gestures, settings=config.settings(1),
+                      batch_transform=train_transform(data['train']))
     trainer.fit()
     return Path(config.stage1.out_dir) / 'last.pt'
 
@@ -307,7 +332,7 @@ def train_stage2(config: ExperimentConfig, *, data: dict | None = None) -> Path:
                       data['train'], config.stage2, val_data=data['val'],
                       evaluate=lambda m, loader: evaluate_pose(m, loader, config.data.gesture_scheme),
                       inputs=lambda batch: batch,  # the whole sample dict: the oracle experiment reads its labels
-                      settings=config.settings(2))
+                      settings=config.settings(2), batch_transform=train_transform(data['train']))
     trainer.fit()
     return Path(config.stage2.out_dir) / 'last.pt'
 

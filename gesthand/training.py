@@ -146,8 +146,11 @@ class Trainer:
     "Train `model` with `loss_fn(pred, batch, epoch) -> {'total': ..., term: ...}`, resumably"
     def __init__(self, model: nn.Module, loss_fn: LossFn, train_data: Dataset, config: TrainConfig,
                  val_data: Dataset | None = None, evaluate: Callable[[nn.Module, DataLoader], dict] | None = None,
-                 inputs: Callable[[dict], torch.Tensor | dict] = lambda batch: batch['image'], settings: dict | None = None):
+                 inputs: Callable[[dict], torch.Tensor | dict] = lambda batch: batch['image'], settings: dict | None = None,
+                 batch_transform: Callable[[dict], dict] | None = None):
         self.config, self.loss_fn, self.evaluate, self.inputs = config, loss_fn, evaluate, inputs
+        # applied to each training batch on the device (a packed crop cache's batch augmentation); not to validation
+        self.batch_transform = batch_transform
         self.settings = plain(settings or {})  # what else decides the result (model, data, loss): checked on resume
         self.rank, self.world_size = distributed_setup()
         self.device = resolve_device(config.device)
@@ -209,6 +212,7 @@ def _train_epoch(self: Trainer, epoch: int) -> dict:
         if step >= steps: break
         images += len(batch['image'])
         batch = to_device(batch, self.device)
+        if self.batch_transform is not None: batch = self.batch_transform(batch)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             pred = self.net(self.inputs(batch))
         terms = self.loss_fn({k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in pred.items()},
