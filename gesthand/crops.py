@@ -171,6 +171,11 @@ class CropDataset(Dataset):
 
     def __len__(self): return len(self.crops)
 
+    @property
+    def records(self) -> dict:
+        "Per-record arrays, under the sample-dict keys (`coarse`, `fine`, ... as `InterHandDataset.records` has them)"
+        return self.arrays
+
     def packed(self, index: int) -> dict:
         "The packed sample: uint8 crop with room for augmentation, its crop camera and the record box"
         sample = {k: torch.from_numpy(np.array(v[index])) for k, v in self.arrays.items()}
