@@ -236,7 +236,7 @@ class SplitAnnotations:
         self.coco, self.cameras, self.joints = load_coco(self.data_file), load_json(self.camera_file), load_json(self.joint_file)
         default_mano = annotation_file(root, split, 'MANO_NeuralAnnot')
         self.mano_file = default_mano if mano is None or mano is True else (Path(mano) if mano else None)
-        self.mano = None
+        self.mano, self._checked_cameras = None, {}
         if self.mano_file is None: return
         if self.mano_file.is_file(): self.mano = load_json(self.mano_file)
         elif require_mano or self.mano_file != default_mano:
@@ -244,7 +244,11 @@ class SplitAnnotations:
                                     'For an InterHand2.6M subset without NeuralAnnot fits use DataConfig(require_mano=False)')
 
     def camera(self, capture: str, camera: str) -> tuple[np.ndarray, ...] | None:
-        "(campos, camrot, focal, princpt) of `camera` in `capture`"
+        "(campos, camrot, focal, princpt) of `camera` in `capture`, checked once per camera (every view of it shares them)"
+        if (capture, camera) not in self._checked_cameras: self._checked_cameras[capture, camera] = self._camera(capture, camera)
+        return self._checked_cameras[capture, camera]
+
+    def _camera(self, capture: str, camera: str) -> tuple[np.ndarray, ...] | None:
         entry = self.cameras.get(capture)
         if entry is None: return None
         fields = {k: require(entry, k, self.camera_file, f'capture {capture}') for k in _CAMERA_SHAPES}
