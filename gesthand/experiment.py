@@ -141,11 +141,6 @@ def _paper() -> ExperimentConfig:
         stage1=TrainConfig(epochs=12, batch_size=128, lr=5e-4, workers=14, lr_decay_epochs=(9,)),
         stage2=TrainConfig(epochs=20, batch_size=96, lr=2e-4, workers=14, lr_decay_epochs=(15, 18)))
 
-def _cpu() -> ExperimentConfig:
-    config = _smoke()  # the smoke configuration with 3 stage-2 epochs: 3 seeds of the main set fit in ~2.5 h on 2 cores
-    config.preset, config.stage2.epochs, config.stage2.lr_decay_epochs = 'cpu', 3, (2,)
-    return config
-
 def _book() -> ExperimentConfig:
     # smoke's models at 64² with bf16 autocast on packed crops of the `book` dataset (42.5k training crops). Measured
     # training step on 2 cores, batch 32, synthetic batches: stage 1 224 img/s fp32 / 358 bf16 at 64² (130 / 226 at
@@ -159,7 +154,7 @@ def _book() -> ExperimentConfig:
     config.stage2 = TrainConfig(epochs=3, batch_size=64, lr=1e-3, workers=0, precision='bf16', lr_decay_epochs=(2,))
     return config
 
-PRESETS = {'smoke': _smoke, 'cpu': _cpu, 'book': _book, 'paper': _paper}
+PRESETS = {'smoke': _smoke, 'book': _book, 'paper': _paper}
 
 _EANET = {'model': 'eanet', 'encoder.backbone': 'resnet50', 'loss': eanet_loss_config()}
 EXPERIMENTS = {
@@ -405,6 +400,7 @@ ORACLE_EXPERIMENTS = ('ours_oracle_gestures',)  # ceilings, not methods: run wit
 ABLATIONS = tuple(name for name in EXPERIMENTS if name not in MAIN_EXPERIMENTS + ORACLE_EXPERIMENTS)
 METRIC_LABELS = {'mpjpe': 'MPJPE official (mm)', 'mpjpe_intaghand': 'MPJPE IntagHand (mm)',
                  'mpvpe_intaghand': 'MPVPE IntagHand (mm)', 'pa_mpjpe': 'PA-MPJPE (mm)',
+                 'joints_2d_median': '2D joints, median crop (% of side)',
                  'coarse_top1': 'coarse top-1 (%)', 'fine_top1': 'fine top-1 (%)'}
 RUN_COLUMNS = ('name', 'kind', 'seed', 'hardware', 'device', 'data', 'git_commit', 'wall_seconds')
 
@@ -430,7 +426,7 @@ def mean_std(values: pd.Series, scale: float = 1.0) -> str:
 
 def summary_table(stage2: pd.DataFrame, names) -> pd.DataFrame:
     "Mean ± std over seeds of every metric of the stage-2 runs of `names` (rows only for those with results)"
-    rows = {name: {'n': len(group), **{label: mean_std(group[metric], 100 if 'top1' in metric else 1)
+    rows = {name: {'n': len(group), **{label: mean_std(group[metric], 1 if label.endswith('(mm)') else 100)
                                        for metric, label in METRIC_LABELS.items()}}
             for name in names if not (group := stage2[stage2['name'] == name]).empty}
     return pd.DataFrame.from_dict(rows, orient='index', columns=['n', *METRIC_LABELS.values()]).rename_axis('experiment')

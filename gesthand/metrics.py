@@ -14,7 +14,7 @@ from .mano import IH_JOINT_NAMES, IH_MIDDLE_MCP, IH_ROOT
 __all__ = ['as_points', 'as_mask', 'official_joint_errors', 'mean_per_joint', 'mpjpe_official', 'palm_length', 'intaghand_align',
            'masked_sample_mean', 'reference_joints_valid', 'intaghand_joint_errors', 'mpjpe_intaghand',
            'intaghand_vertex_errors', 'mpvpe_intaghand', 'procrustes_align', 'pa_joint_errors', 'pa_mpjpe',
-           'topk_correct', 'topk_accuracy', 'majority_rate', 'PoseEvaluator']
+           'joints_2d_errors', 'topk_correct', 'topk_accuracy', 'majority_rate', 'PoseEvaluator']
 
 # %% ../nbs/10_metrics.ipynb #13698c18
 def as_points(points) -> torch.Tensor:
@@ -110,6 +110,12 @@ def pa_mpjpe(pred, gt, valid) -> float:
     "Procrustes-aligned MPJPE: similarity fit on valid joints, mean over them, then over samples"
     return pa_joint_errors(pred, gt, valid).nanmean().item()
 
+# %% ../nbs/10_metrics.ipynb #2d0a1b02
+def joints_2d_errors(pred_img, gt_img, valid, crop_size: int) -> torch.Tensor:
+    "Per-sample mean 2D joint error (B,) over valid joints, as a fraction of the crop side; NaN for a sample with none"
+    pred_img, gt_img = torch.as_tensor(pred_img).double()[..., :2], torch.as_tensor(gt_img).double()[..., :2]
+    return masked_sample_mean((pred_img - gt_img).norm(dim=-1) / crop_size, as_mask(valid))
+
 # %% ../nbs/10_metrics.ipynb #8bb2005e
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> torch.Tensor:
     "Whether each label (B,) is among the `k` highest of its row of `logits` (B,C)"
@@ -150,7 +156,7 @@ class PoseEvaluator:
         self._store(official_errors=official_errors, official_valid=official_valid,
                     intaghand=intaghand_joint_errors(pred_joints, gt_joints, valid),
                     pa=pa_joint_errors(pred_joints, gt_joints, valid),
-                    mpvpe=self._vertex_errors(pred, batch))
+                    mpvpe=self._vertex_errors(pred, batch), joints_2d=self._joints_2d_errors(pred, batch))
         n = len(official_errors)
         for level in ('coarse', 'fine'):
             labels = torch.as_tensor(batch.get(level, torch.full((n,), -1))).long().cpu()
@@ -168,6 +174,11 @@ class PoseEvaluator:
         if batch.get('mano_valid') is not None: counted &= as_mask(batch['mano_valid']).to(errors.device)
         return torch.where(counted, errors, torch.nan)
 
+    def _joints_2d_errors(self, pred: dict, batch: dict) -> torch.Tensor:
+        if pred.get('joints_img') is None or batch.get('joints_img') is None or batch.get('image') is None:
+            return torch.full((len(batch['joints_cam']),), torch.nan, dtype=torch.float64)
+        return joints_2d_errors(pred['joints_img'], batch['joints_img'], batch['joints_valid'], batch['image'].shape[-1])
+
     def _cat(self, key: str) -> torch.Tensor: return torch.cat(self._parts[key])
 
     def _top1(self, level: str) -> float:
@@ -182,6 +193,7 @@ class PoseEvaluator:
                     mpjpe_intaghand=self._cat('intaghand').nanmean().item(),
                     mpvpe_intaghand=self._cat('mpvpe').nanmean().item(),
                     pa_mpjpe=self._cat('pa').nanmean().item(),
+                    joints_2d_median=self._cat('joints_2d').nanmedian().item(),
                     coarse_top1=self._top1('coarse'), fine_top1=self._top1('fine'),
                     coarse_majority=self._majority('coarse'), fine_majority=self._majority('fine'),
                     num_samples=len(self._cat('official_errors')))

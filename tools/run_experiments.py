@@ -16,15 +16,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # parameters of the book notebooks and their defaults: only the ones that differ are injected, so a default run
 # leaves no machine-specific `injected-parameters` cell in the committed notebooks
-BOOK_PARAMETERS = {'tables': {'preset': 'cpu', 'results_dir': 'results', 'ablation_seeds': [0]},
-                   'figures': {'preset': 'cpu', 'results_dir': 'results', 'runs_dir': 'runs', 'seed': 0}}
+BOOK_PARAMETERS = {'tables': {'preset': 'book', 'results_dir': 'results', 'ablation_seeds': [0]},
+                   'figures': {'preset': 'book', 'results_dir': 'results', 'runs_dir': 'runs', 'seed': 0}}
 BOOK = tuple(BOOK_PARAMETERS)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     "Command-line options"
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--preset', default='cpu', choices=sorted(PRESETS), help='experiment preset (default: cpu)')
+    parser.add_argument('--preset', default='book', choices=sorted(PRESETS), help='experiment preset (default: book)')
     parser.add_argument('--experiments', nargs='+', default=DEFAULT_EXPERIMENTS, choices=list(EXPERIMENTS), metavar='NAME',
                         help=f'experiments to run (default: {" ".join(DEFAULT_EXPERIMENTS)})')
     parser.add_argument('--ablations', action='store_true', help=f'also run the ablations ({" ".join(ABLATIONS)})')
