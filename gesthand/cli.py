@@ -29,6 +29,34 @@ def _convert_mano(args) -> None:
     from gesthand.mano import convert_mano_pickles
     for path in convert_mano_pickles(args.src, args.out): print(path)
 
+def _bbox(text: str) -> list[float]:
+    "A box `x,y,w,h` of the command line as four numbers"
+    try: values = [float(v) for v in text.split(',')]
+    except ValueError: values = []
+    if len(values) != 4: raise argparse.ArgumentTypeError(f'expected x,y,w,h (four numbers), got {text!r}')
+    return values
+
+def _predict(args) -> None:
+    from collections import Counter
+    from tqdm import tqdm
+    from gesthand.predict import Predictor, load_image, write_prediction
+    names = [Path(image).stem for image in args.images]
+    shared = sorted(name for name, count in Counter(names).items() if count > 1)
+    if shared: raise ValueError(f'images share the file name {", ".join(shared)}: their outputs would overwrite each other')
+    predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
+    print(f'checkpoint: {predictor.checkpoint}')
+    for image, name in zip(tqdm(args.images, desc='gesthand predict', unit='image'), names):
+        result = predictor.predict(image, args.bbox, args.hand)
+        write_prediction(result, load_image(image), args.out, name, str(image))
+    print(f'wrote {len(names)} prediction(s) to {args.out}: NAME.json, NAME_overlay.png, NAME.ply')
+
+def _export(args) -> None:
+    from gesthand.predict import Predictor, export_onnx
+    print(f'wrote {export_onnx(Predictor.from_checkpoint(args.checkpoint, device="cpu"), args.onnx)}')
+
+_CHECKPOINT_HELP = ('a stage-2 checkpoint (runs/<run>/stage2/last.pt), its run folder (runs/<run>) or the results JSON '
+                   'of the run (results/<preset>-<name>-stage2-seed<seed>.json, e.g. results/smoke-ours-stage2-seed0.json)')
+
 def parser() -> argparse.ArgumentParser:
     "The `gesthand` argument parser"
     p = argparse.ArgumentParser(prog='gesthand', description='gesture-aware 3D hand pose estimation tools')
@@ -49,6 +77,19 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument('src', nargs='+', type=Path, help='MANO_RIGHT.pkl and/or MANO_LEFT.pkl')
     c.add_argument('out', type=Path, help='output folder (created if missing); the copies keep their file names')
     c.set_defaults(run=_convert_mano)
+    r = sub.add_parser('predict', help='predict MANO, 3D and 2D joints, mesh and gestures of the hand in each image')
+    r.add_argument('images', nargs='+', type=Path, metavar='IMAGE', help='JPEG or PNG files')
+    r.add_argument('--checkpoint', required=True, type=Path, help=_CHECKPOINT_HELP)
+    r.add_argument('--bbox', type=_bbox, help="the hand's box x,y,w,h in pixels, for every image (default: the whole "
+                                               'image; write --bbox=-5,... for a negative x)')
+    r.add_argument('--hand', choices=('right', 'left'), default='right', help='which hand the box holds (default: right)')
+    r.add_argument('--out', type=Path, default=Path('.'), help='folder for NAME.json, NAME_overlay.png and NAME.ply (default: .)')
+    r.add_argument('--device', default='auto', help="torch device (default: 'auto', CUDA when available)")
+    r.set_defaults(run=_predict)
+    e = sub.add_parser('export', help='write a stage-2 checkpoint as an ONNX model (image to MANO, joints and mesh)')
+    e.add_argument('checkpoint', type=Path, help=_CHECKPOINT_HELP)
+    e.add_argument('--onnx', required=True, type=Path, metavar='OUT.onnx', help='the ONNX file to write')
+    e.set_defaults(run=_export)
     return p
 
 def main(argv: list[str] | None = None) -> None:
