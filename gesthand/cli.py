@@ -50,6 +50,32 @@ def _predict(args) -> None:
         write_prediction(result, load_image(image), args.out, name, str(image))
     print(f'wrote {len(names)} prediction(s) to {args.out}: NAME.json, NAME_overlay.png, NAME.ply')
 
+def _override(text: str) -> tuple[str, str]:
+    "A config override `KEY=VALUE` of the command line (a dotted field of `ExperimentConfig`)"
+    key, equals, value = text.partition('=')
+    if not (key and equals): raise argparse.ArgumentTypeError(f'expected KEY=VALUE (e.g. stage2.epochs=1), got {text!r}')
+    return key, value
+
+def _train(args) -> None:
+    import time
+    import pandas as pd
+    from gesthand.experiment import (experiment_config, datasets, train_stage1, train_stage2, evaluate_encoder,
+                                     evaluate_checkpoint, write_results)
+    from gesthand.training import distributed_setup
+    rank, world_size = distributed_setup()  # under torchrun: one process per rank
+    config = experiment_config(args.preset, name=args.name, seed=args.seed, **dict(args.set))
+    start = time.perf_counter()
+    data = datasets(config)
+    if args.stage == 1: checkpoint, evaluate = train_stage1(config, data=data), evaluate_encoder
+    else: checkpoint, evaluate = train_stage2(config, data=data), evaluate_checkpoint
+    metrics = evaluate(config, checkpoint, dataset=data['test'])
+    extra = {'untrained_metrics': evaluate_checkpoint(config, None, dataset=data['test'])} if args.stage == 2 else {}
+    if rank == 0:
+        history = pd.read_csv(checkpoint.parent / 'metrics.csv')
+        extra.update(speed=history[['images_per_s', 'peak_memory_gb']].iloc[-1].to_dict(), history=history.to_dict('records'))
+        path = write_results(config, metrics, f'stage{args.stage}', time.perf_counter() - start, extra=extra, data=data)
+        print(f'{world_size} process(es); test metrics {metrics}; results written to {path}')
+
 def _export(args) -> None:
     from gesthand.predict import Predictor, export_onnx
     print(f'wrote {export_onnx(Predictor.from_checkpoint(args.checkpoint, device="cpu"), args.onnx)}')
@@ -86,6 +112,15 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--out', type=Path, default=Path('.'), help='folder for NAME.json, NAME_overlay.png and NAME.ply (default: .)')
     r.add_argument('--device', default='auto', help="torch device (default: 'auto', CUDA when available)")
     r.set_defaults(run=_predict)
+    t = sub.add_parser('train', help='train stage 1 or 2 of an experiment, evaluate it on the test split and write its results '
+                                     'JSON; the command torchrun launches')
+    t.add_argument('stage', type=int, choices=(1, 2), help='1: the gesture encoder; 2: the stage-2 model (stage 1 first when it is missing)')
+    t.add_argument('--preset', default='smoke', help='experiment preset: smoke | book | paper (default: smoke)')
+    t.add_argument('--name', default='ours', help='named experiment (default: ours)')
+    t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--set', type=_override, action='append', default=[], metavar='KEY=VALUE',
+                   help='config override, repeatable: a dotted field of ExperimentConfig (stage2.epochs=1, runs_dir=/tmp/runs)')
+    t.set_defaults(run=_train)
     e = sub.add_parser('export', help='write a stage-2 checkpoint as an ONNX model (image to MANO, joints and mesh)')
     e.add_argument('checkpoint', type=Path, help=_CHECKPOINT_HELP)
     e.add_argument('--onnx', required=True, type=Path, metavar='OUT.onnx', help='the ONNX file to write')

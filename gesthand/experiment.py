@@ -21,18 +21,19 @@ from .synth import PRESETS as SYNTHETIC_PRESETS
 from .tokens import TokenConfig, GestureTokenTransformer
 from .baseline import BaselineConfig, EANetBaseline, eanet_loss_config
 from .losses import LossConfig, layered_loss
-from .metrics import PoseEvaluator, topk_accuracy
+from .metrics import PoseEvaluator, gather_parts, is_distributed, rank_shard, topk_accuracy
 from .mano import ManoHand, IH_ROOT, cache_dir
-from .training import TrainConfig, Trainer, load_checkpoint, plain, resolve_device, seed_everything, to_device
+from .training import (TrainConfig, Trainer, load_checkpoint, main_process_first, plain, resolve_device, seed_everything,
+                               to_device)
 
 # %% auto #0
 __all__ = ['MODELS', 'MODEL_SECTIONS', 'PRESETS', 'EXPERIMENTS', 'MAIN_EXPERIMENTS', 'ORACLE_EXPERIMENTS', 'ABLATIONS',
            'METRIC_LABELS', 'RUN_COLUMNS', 'CLAIMS', 'known_backbone', 'ExperimentConfig', 'project_root',
            'experiment_config', 'dataset_root', 'packed_split', 'datasets', 'train_transform', 'evaluate_gestures',
-           'train_stage1', 'stage2_model', 'build_stage2', 'run_evaluator', 'evaluate_pose', 'train_stage2',
-           'git_commit', 'device_name', 'load_stage2', 'split_loader', 'evaluate_checkpoint', 'data_counts',
-           'write_results', 'result_rows', 'read_results', 'mean_std', 'summary_table', 'missing_runs', 'claim',
-           'claims', 'gesture_ceiling', 'gesture_check', 'training_check', 'data_statement']
+           'train_stage1', 'evaluate_encoder', 'stage2_model', 'build_stage2', 'run_evaluator', 'evaluate_pose',
+           'train_stage2', 'git_commit', 'device_name', 'load_stage2', 'split_loader', 'evaluate_checkpoint',
+           'data_counts', 'write_results', 'result_rows', 'read_results', 'mean_std', 'summary_table', 'missing_runs',
+           'claim', 'claims', 'gesture_ceiling', 'gesture_check', 'training_check', 'data_statement']
 
 # %% ../nbs/12_experiment.ipynb #60da18ad
 MODELS = {'tokens': lambda c, encoder, mano: GestureTokenTransformer(encoder, c.tokens, mano),
@@ -268,9 +269,10 @@ def packed_split(config: ExperimentConfig, dataset: InterHandDataset) -> CropDat
 
 def datasets(config: ExperimentConfig, splits=('train', 'val', 'test')) -> dict:
     "The datasets of `splits`; augmentation only in train; crops packed once when `config.crop_cache`"
-    root = dataset_root(config)
-    data = {split: InterHandDataset(root, split, config.data) for split in splits}
-    return {split: packed_split(config, dataset) for split, dataset in data.items()} if config.crop_cache else data
+    with main_process_first():  # under DDP rank 0 generates or packs what is missing, then the others read it
+        root = dataset_root(config)
+        data = {split: InterHandDataset(root, split, config.data) for split in splits}
+        return {split: packed_split(config, dataset) for split, dataset in data.items()} if config.crop_cache else data
 
 def train_transform(dataset) -> typing.Callable[[dict], dict] | None:
     "The batch augmentation a packed training set needs on the device (`Trainer(batch_transform=...)`), else None"
@@ -278,14 +280,16 @@ def train_transform(dataset) -> typing.Callable[[dict], dict] | None:
 
 # %% ../nbs/12_experiment.ipynb #1cc2a990
 def evaluate_gestures(model, loader) -> dict:
-    "Coarse and fine top-1 accuracy of a gesture encoder over `loader`"
-    logits, labels = {'coarse': [], 'fine': []}, {'coarse': [], 'fine': []}
+    "Coarse and fine top-1 accuracy of a gesture encoder over `loader` (under DDP: over every rank's loader)"
+    levels, parts = ('coarse', 'fine'), {}
     device = next(model.parameters()).device
     for batch in loader:
         pred = model(batch['image'].to(device))
-        for level in logits:
-            logits[level].append(pred[f'{level}_logits'].float().cpu()); labels[level].append(batch[level])
-    return {f'{level}_top1': topk_accuracy(torch.cat(logits[level]), torch.cat(labels[level])) for level in logits}
+        for level in levels:
+            parts.setdefault(f'{level}_logits', []).append(pred[f'{level}_logits'].float().cpu())
+            parts.setdefault(level, []).append(torch.as_tensor(batch[level]))
+    parts = gather_parts(parts)
+    return {f'{level}_top1': topk_accuracy(torch.cat(parts[f'{level}_logits']), torch.cat(parts[level])) for level in levels}
 
 def train_stage1(config: ExperimentConfig, *, data: dict | None = None) -> Path:
     "Train the gesture encoder (or resume it) on `data['train']` (default: built from the config); returns its checkpoint"
@@ -297,6 +301,14 @@ def train_stage1(config: ExperimentConfig, *, data: dict | None = None) -> Path:
                       batch_transform=train_transform(data['train']))
     trainer.fit()
     return Path(config.stage1.out_dir) / 'last.pt'
+
+def evaluate_encoder(config: ExperimentConfig, checkpoint: str | os.PathLike, split: str = 'test', dataset=None) -> dict:
+    "Gesture accuracy of the stage-1 encoder in `checkpoint` on `dataset` (default: `split` built from the config)"
+    encoder = GestureEncoder(config.encoder)
+    encoder.load_state_dict(load_checkpoint(checkpoint)['model'])
+    dataset = datasets(config, (split,))[split] if dataset is None else dataset
+    loader = torch.utils.data.DataLoader(rank_shard(dataset), batch_size=config.stage1.batch_size, num_workers=config.stage1.workers)
+    with torch.no_grad(): return evaluate_gestures(encoder.to(resolve_device(config.stage1.device)).eval(), loader)
 
 # %% ../nbs/12_experiment.ipynb #ea989e40
 def stage2_model(config: ExperimentConfig):
@@ -313,7 +325,7 @@ def build_stage2(config: ExperimentConfig, stage1_checkpoint: str | os.PathLike 
     return model
 
 def run_evaluator(model, loader, scheme: str = 'shared', keep: int = 0) -> tuple[PoseEvaluator, list]:
-    "Run a stage-2 `model` over `loader`: the filled PoseEvaluator and the first `keep` (batch, pred) pairs"
+    "Run a stage-2 `model` over `loader`: the filled PoseEvaluator and the first `keep` (batch, pred) pairs; under DDP call it on every rank"
     evaluator, device, kept = PoseEvaluator(scheme), next(model.parameters()).device, []
     for batch in loader:
         moved = to_device(batch, device)
@@ -323,7 +335,7 @@ def run_evaluator(model, loader, scheme: str = 'shared', keep: int = 0) -> tuple
         batch = {**batch, 'vertices': rooted + batch['joints_cam'][:, IH_ROOT:IH_ROOT + 1]}  # in the frame of joints_cam
         evaluator.update(pred, batch)
         if len(kept) < keep: kept.append((batch, pred))
-    return evaluator, kept
+    return evaluator.gather(), kept  # under DDP: every rank's samples
 
 def evaluate_pose(model, loader, scheme: str = 'shared') -> dict:
     "PoseEvaluator metrics of a stage-2 model over `loader`"
@@ -362,9 +374,9 @@ def load_stage2(config: ExperimentConfig, checkpoint: str | os.PathLike | None =
     return model.to(resolve_device(config.stage2.device)).eval()
 
 def split_loader(config: ExperimentConfig, split: str = 'test', dataset=None) -> torch.utils.data.DataLoader:
-    "An unshuffled, unaugmented loader over `dataset` (default: `split` built from the config)"
+    "An unshuffled, unaugmented loader over `dataset` (default: `split` built from the config); under DDP this rank's share"
     dataset = datasets(config, (split,))[split] if dataset is None else dataset
-    return torch.utils.data.DataLoader(dataset, batch_size=config.stage2.batch_size, num_workers=config.stage2.workers)
+    return torch.utils.data.DataLoader(rank_shard(dataset), batch_size=config.stage2.batch_size, num_workers=config.stage2.workers)
 
 def evaluate_checkpoint(config: ExperimentConfig, checkpoint: str | os.PathLike | None, split: str = 'test', dataset=None) -> dict:
     "Metrics of the stage-2 model in `checkpoint` (None: untrained) on `dataset` (default: `split` built from the config)"
@@ -382,6 +394,7 @@ def write_results(config: ExperimentConfig, metrics: dict, kind: str, wall_secon
     device = resolve_device(config.stage2.device)
     record = {'name': config.name, 'kind': kind, 'preset': config.preset, 'seed': config.seed,
               'device': device_name(device), 'hardware': 'gpu' if device.type == 'cuda' else 'cpu',
+              'processes': torch.distributed.get_world_size() if is_distributed() else 1,
               'git_commit': git_commit(), 'wall_seconds': round(wall_seconds, 1),
               'data': 'real InterHand2.6M' if config.data_root or os.environ.get('GESTHAND_INTERHAND_DIR') else
                       f'synthetic InterHand2.6M-format ({config.synthetic_preset} preset)',

@@ -5,6 +5,7 @@
 # %% ../nbs/10_metrics.ipynb #19592d11
 from __future__ import annotations
 from collections import defaultdict
+from fastcore.basics import patch
 import pandas as pd
 import torch
 from .gestures import class_names, num_classes
@@ -14,7 +15,8 @@ from .mano import IH_JOINT_NAMES, IH_MIDDLE_MCP, IH_ROOT
 __all__ = ['as_points', 'as_mask', 'official_joint_errors', 'mean_per_joint', 'mpjpe_official', 'palm_length', 'intaghand_align',
            'masked_sample_mean', 'reference_joints_valid', 'intaghand_joint_errors', 'mpjpe_intaghand',
            'intaghand_vertex_errors', 'mpvpe_intaghand', 'procrustes_align', 'pa_joint_errors', 'pa_mpjpe',
-           'joints_2d_errors', 'topk_correct', 'topk_accuracy', 'majority_rate', 'PoseEvaluator']
+           'joints_2d_errors', 'topk_correct', 'topk_accuracy', 'majority_rate', 'PoseEvaluator', 'is_distributed',
+           'rank_shard', 'gather_parts']
 
 # %% ../nbs/10_metrics.ipynb #13698c18
 def as_points(points) -> torch.Tensor:
@@ -213,3 +215,29 @@ class PoseEvaluator:
                      pa_mpjpe=pa[labels == label].nanmean().item())
                 for label in sorted(set(labels[labels >= 0].tolist()))]
         return pd.DataFrame(rows, columns=['label', 'name', 'count', 'mpjpe', 'pa_mpjpe']).set_index('label')
+
+# %% ../nbs/10_metrics.ipynb #529f4be1
+def is_distributed() -> bool:
+    "Whether this process is one rank of several in an initialised torch.distributed group"
+    return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+
+def rank_shard(data, rank: int | None = None, world_size: int | None = None):
+    "Rank `rank`'s share of `data` for evaluation (samples rank, rank + world_size, ...); default: this process's rank"
+    if rank is None or world_size is None:
+        rank, world_size = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if is_distributed() else (0, 1)
+    return data if world_size == 1 else torch.utils.data.Subset(data, range(rank, len(data), world_size))
+
+def gather_parts(parts: dict) -> dict:
+    "`{key: [tensor, ...]}` of every rank concatenated in rank order, on every rank; `parts` itself in one process"
+    if not is_distributed(): return parts
+    gathered = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, {key: [t.cpu() for t in values] for key, values in parts.items()})
+    keys = dict.fromkeys(key for rank_parts in gathered for key in rank_parts)  # a rank with an empty share has no keys
+    return {key: [t for rank_parts in gathered for t in rank_parts.get(key, [])] for key in keys}
+
+# %% ../nbs/10_metrics.ipynb #702ebf52
+@patch
+def gather(self: PoseEvaluator) -> PoseEvaluator:
+    "The samples of every rank in this evaluator, on every rank (a no-op in one process)"
+    self._parts = defaultdict(list, gather_parts(dict(self._parts)))
+    return self

@@ -5,6 +5,7 @@
 # %% ../nbs/11_training.ipynb #89ad55c1
 from __future__ import annotations
 import csv, json, math, os, random, time
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Callable
@@ -15,11 +16,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 from tqdm import tqdm
 
+from .metrics import is_distributed, rank_shard
+
 # %% auto #0
 __all__ = ['PRECISIONS', 'LossFn', 'SAMPLE_ID_KEYS', 'RESUME_FREE', 'TrainConfig', 'resolve_device', 'autocast_dtype',
            'numpy_rng_state', 'set_numpy_rng_state', 'seed_everything', 'seed_worker', 'distributed_setup',
-           'save_atomic', 'load_checkpoint', 'plain', 'peak_memory_gb', 'to_device', 'Trainer', 'describe_batch',
-           'config_differences']
+           'main_process_first', 'weight_fingerprint', 'ranks_weight_spread', 'broadcast_buffers', 'save_atomic',
+           'load_checkpoint', 'plain', 'peak_memory_gb', 'to_device', 'Trainer', 'describe_batch', 'config_differences']
 
 # %% ../nbs/11_training.ipynb #9f08bbbf
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
@@ -55,8 +58,9 @@ class TrainConfig:
 def resolve_device(name: str = 'auto') -> torch.device:
     "The torch device for `name`; 'auto' is CUDA when available, else CPU"
     if name == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(name)
-    if device.type == 'cuda' and not torch.cuda.is_available(): raise RuntimeError(f'device {name!r} asked for but CUDA is not available')
+    try: device = torch.device(name)
+    except RuntimeError as e: raise ValueError(f'unknown torch device {name!r}: {e}') from None  # a setting, so a ValueError like the others
+    if device.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f'device {name!r} asked for but CUDA is not available')
     return device
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -93,6 +97,37 @@ def distributed_setup() -> tuple[int, int]:
         torch.distributed.init_process_group(backend)
         if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
     return torch.distributed.get_rank(), world_size
+
+# %% ../nbs/11_training.ipynb #860eab96
+@contextmanager
+def main_process_first():
+    "Run the block on rank 0, then on the other ranks, so they find what rank 0 generated or packed"
+    waits = is_distributed() and torch.distributed.get_rank() > 0
+    if waits: torch.distributed.barrier()
+    try: yield
+    finally:  # even when rank 0 fails, so the others go on to fail with their own error instead of waiting forever
+        if is_distributed() and not waits: torch.distributed.barrier()
+
+def weight_fingerprint(model: nn.Module) -> torch.Tensor:
+    "Three float64 numbers per parameter and buffer of `model` (sum, sum of squares, position-weighted sum)"
+    rows = []
+    for tensor in [*model.parameters(), *model.buffers()]:
+        values = tensor.detach().double().flatten()
+        rows.append(torch.stack([values.sum(), (values ** 2).sum(), (values * torch.linspace(0, 1, len(values), dtype=torch.float64, device=values.device)).sum()]))
+    return torch.stack(rows)
+
+def ranks_weight_spread(model: nn.Module) -> float:
+    "The largest difference between the ranks' `weight_fingerprint`s of `model`: 0 when the replicas agree, and in one process"
+    if not is_distributed(): return 0.
+    mine = weight_fingerprint(model)
+    every = [torch.empty_like(mine) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(every, mine)
+    return max(float((other - mine).abs().max()) for other in every)
+
+def broadcast_buffers(model: nn.Module) -> None:
+    "Rank 0's buffers (BatchNorm running statistics) copied to every rank; nothing in one process"
+    if is_distributed():
+        for buffer in model.buffers(): torch.distributed.broadcast(buffer, 0)
 
 # %% ../nbs/11_training.ipynb #05c77874
 def save_atomic(obj, path: str | os.PathLike) -> Path:
@@ -172,10 +207,13 @@ class Trainer:
     def is_main(self) -> bool: return self.rank == 0
 
     def loader(self, data: Dataset, epoch: int, train: bool) -> DataLoader:
-        "A DataLoader whose order depends only on (seed, epoch)"
+        "A DataLoader whose order depends only on (seed, epoch); under DDP each rank reads its own part"
         generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
-        if self.world_size > 1:
-            sampler = DistributedSampler(data, shuffle=train, seed=self.config.seed, drop_last=train); sampler.set_epoch(epoch)
+        if not train: data = rank_shard(data, self.rank, self.world_size)  # every sample once over the ranks
+        if train and self.world_size > 1:
+            sampler = DistributedSampler(data, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=self.config.seed,
+                                         drop_last=True)
+            sampler.set_epoch(epoch)
         else: sampler = RandomSampler(data, generator=generator) if train else SequentialSampler(data)
         return DataLoader(data, batch_size=self.config.batch_size, sampler=sampler, num_workers=self.config.workers,
                           worker_init_fn=seed_worker, generator=generator, drop_last=train and len(data) >= 2 * self.config.batch_size,
@@ -292,7 +330,10 @@ def _fit(self: Trainer) -> list[dict]:
     while self.epoch < self.config.epochs:
         start = time.perf_counter()
         record = {'epoch': self.epoch + 1, **self.train_epoch(self.epoch), 'lr': self.optimizer.param_groups[0]['lr']}
-        if self.evaluate is not None and self.val_data is not None and self.is_main:
+        if self.world_size > 1:
+            broadcast_buffers(self.model)  # each replica updated its BatchNorm statistics from its own batches
+            record['ranks/weight_spread'] = ranks_weight_spread(self.model)
+        if self.evaluate is not None and self.val_data is not None:  # every rank its share; `evaluate` gathers
             self.net.eval()
             with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                 record.update({f'val/{k}': v for k, v in self.evaluate(self.model, self.loader(self.val_data, 0, train=False)).items()})
@@ -303,6 +344,7 @@ def _fit(self: Trainer) -> list[dict]:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             _write_metrics(self)
             save_atomic(_state(self), checkpoint)
+        if self.world_size > 1: torch.distributed.barrier()  # no rank starts the next epoch or reads the checkpoint before it is written
     return self.history
 
 Trainer.fit = _fit
