@@ -60,8 +60,8 @@ def _train(args) -> None:
     import time
     import pandas as pd
     from gesthand.experiment import (experiment_config, datasets, train_stage1, train_stage2, evaluate_encoder,
-                                     evaluate_checkpoint, write_results)
-    from gesthand.training import distributed_setup
+                                     evaluate_checkpoint, training_flops_per_image, write_results)
+    from gesthand.training import distributed_setup, model_flops_utilisation, resolve_device
     rank, world_size = distributed_setup()  # under torchrun: one process per rank
     config = experiment_config(args.preset, name=args.name, seed=args.seed, **dict(args.set))
     start = time.perf_counter()
@@ -72,7 +72,10 @@ def _train(args) -> None:
     extra = {'untrained_metrics': evaluate_checkpoint(config, None, dataset=data['test'])} if args.stage == 2 else {}
     if rank == 0:
         history = pd.read_csv(checkpoint.parent / 'metrics.csv')
-        extra.update(speed=history[['images_per_s', 'peak_memory_gb']].iloc[-1].to_dict(), history=history.to_dict('records'))
+        speed = history[['images_per_s', 'peak_memory_gb']].iloc[-1].to_dict()  # images/s of one rank
+        speed['flops_per_image'] = training_flops_per_image(config, args.stage, data['train'])
+        speed['mfu'] = model_flops_utilisation(speed['flops_per_image'], speed['images_per_s'], resolve_device(config.stage2.device))
+        extra.update(speed=speed, history=history.to_dict('records'))
         path = write_results(config, metrics, f'stage{args.stage}', time.perf_counter() - start, extra=extra, data=data)
         print(f'{world_size} process(es); test metrics {metrics}; results written to {path}')
 
@@ -115,7 +118,7 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser('train', help='train stage 1 or 2 of an experiment, evaluate it on the test split and write its results '
                                      'JSON; the command torchrun launches')
     t.add_argument('stage', type=int, choices=(1, 2), help='1: the gesture encoder; 2: the stage-2 model (stage 1 first when it is missing)')
-    t.add_argument('--preset', default='smoke', help='experiment preset: smoke | book | paper (default: smoke)')
+    t.add_argument('--preset', default='smoke', help='experiment preset: smoke | book | gpu | paper (default: smoke)')
     t.add_argument('--name', default='ours', help='named experiment (default: ours)')
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--set', type=_override, action='append', default=[], metavar='KEY=VALUE',

@@ -24,16 +24,17 @@ from .losses import LossConfig, layered_loss
 from .metrics import PoseEvaluator, gather_parts, is_distributed, rank_shard, topk_accuracy
 from .mano import ManoHand, IH_ROOT, cache_dir
 from .training import (TrainConfig, Trainer, load_checkpoint, main_process_first, plain, resolve_device, seed_everything,
-                               to_device)
+                               to_device, train_step_flops, autocast_dtype)
 
 # %% auto #0
 __all__ = ['MODELS', 'MODEL_SECTIONS', 'PRESETS', 'EXPERIMENTS', 'MAIN_EXPERIMENTS', 'ORACLE_EXPERIMENTS', 'ABLATIONS',
            'METRIC_LABELS', 'RUN_COLUMNS', 'CLAIMS', 'known_backbone', 'ExperimentConfig', 'project_root',
            'experiment_config', 'dataset_root', 'packed_split', 'datasets', 'train_transform', 'evaluate_gestures',
-           'train_stage1', 'evaluate_encoder', 'stage2_model', 'build_stage2', 'run_evaluator', 'evaluate_pose',
-           'train_stage2', 'git_commit', 'device_name', 'load_stage2', 'split_loader', 'evaluate_checkpoint',
-           'data_counts', 'write_results', 'result_rows', 'read_results', 'mean_std', 'summary_table', 'missing_runs',
-           'claim', 'claims', 'gesture_ceiling', 'gesture_check', 'training_check', 'data_statement']
+           'stage_objective', 'train_stage1', 'evaluate_encoder', 'stage2_model', 'build_stage2', 'run_evaluator',
+           'evaluate_pose', 'train_stage2', 'git_commit', 'device_name', 'load_stage2', 'split_loader',
+           'evaluate_checkpoint', 'data_counts', 'write_results', 'training_flops_per_image', 'result_rows',
+           'read_results', 'mean_std', 'summary_table', 'missing_runs', 'claim', 'claims', 'gesture_ceiling',
+           'gesture_check', 'training_check', 'data_statement']
 
 # %% ../nbs/12_experiment.ipynb #60da18ad
 MODELS = {'tokens': lambda c, encoder, mano: GestureTokenTransformer(encoder, c.tokens, mano),
@@ -155,7 +156,18 @@ def _book() -> ExperimentConfig:
     config.stage2 = TrainConfig(epochs=3, batch_size=64, lr=1e-3, workers=0, precision='bf16', lr_decay_epochs=(2,))
     return config
 
-PRESETS = {'smoke': _smoke, 'book': _book, 'paper': _paper}
+def _gpu() -> ExperimentConfig:
+    # one GPU with 16 cores, the whole main set of one seed in a single call of at most 9 minutes (tools/gpu_run.sh):
+    # book's dataset and models at 128² (twice book's side), batch 256, bf16 autocast ('auto' on CUDA). Not yet run on
+    # a GPU: epochs and learning rates are book's scaled by guess, to be set from the first run's images/s
+    config = _book()
+    config.preset = 'gpu'
+    config.data.input_size = config.tokens.input_size = config.baseline.input_size = 128
+    config.stage1 = TrainConfig(epochs=8, batch_size=256, lr=2e-3, workers=8, lr_decay_epochs=(6,))
+    config.stage2 = TrainConfig(epochs=3, batch_size=256, lr=2e-3, workers=8, lr_decay_epochs=(2,))
+    return config
+
+PRESETS = {'smoke': _smoke, 'book': _book, 'gpu': _gpu, 'paper': _paper}
 
 _EANET = {'model': 'eanet', 'encoder.backbone': 'resnet50', 'loss': eanet_loss_config()}
 EXPERIMENTS = {
@@ -291,14 +303,20 @@ def evaluate_gestures(model, loader) -> dict:
     parts = gather_parts(parts)
     return {f'{level}_top1': topk_accuracy(torch.cat(parts[f'{level}_logits']), torch.cat(parts[level])) for level in levels}
 
+def stage_objective(config: ExperimentConfig, stage: int) -> tuple[typing.Callable, typing.Callable]:
+    "The loss function `(pred, batch, epoch) -> terms` and the model-input function of `stage` (1: encoder, 2: stage-2 model)"
+    if stage == 1: return (lambda pred, batch, epoch: gesture_loss(pred, batch, epoch, config.encoder)), (lambda batch: batch['image'])
+    # stage 2 reads the whole sample dict: the oracle experiment reads its labels
+    return (lambda pred, batch, epoch: layered_loss(pred, batch, config.loss)), (lambda batch: batch)
+
 def train_stage1(config: ExperimentConfig, *, data: dict | None = None) -> Path:
     "Train the gesture encoder (or resume it) on `data['train']` (default: built from the config); returns its checkpoint"
     data = datasets(config, ('train', 'val')) if data is None else data
     seed_everything(config.seed)  # initial weights depend on the seed only, not on what ran before in the process
     encoder = GestureEncoder(config.encoder)
-    trainer = Trainer(encoder, lambda pred, batch, epoch: gesture_loss(pred, batch, epoch, config.encoder),
-                      data['train'], config.stage1, val_data=data['val'], evaluate=evaluate_gestures, settings=config.settings(1),
-                      batch_transform=train_transform(data['train']))
+    loss_fn, inputs = stage_objective(config, 1)
+    trainer = Trainer(encoder, loss_fn, data['train'], config.stage1, val_data=data['val'], evaluate=evaluate_gestures,
+                      inputs=inputs, settings=config.settings(1), batch_transform=train_transform(data['train']))
     trainer.fit()
     return Path(config.stage1.out_dir) / 'last.pt'
 
@@ -348,11 +366,10 @@ def train_stage2(config: ExperimentConfig, *, data: dict | None = None) -> Path:
     stage1 = config.stage1_checkpoint or (train_stage1(config, data=data) if config.pretrain_gestures else None)
     seed_everything(config.seed)  # initial weights depend on the seed only, not on whether stage 1 ran in this process
     model = build_stage2(config, stage1)
-    trainer = Trainer(model, lambda pred, batch, epoch: layered_loss(pred, batch, config.loss),
-                      data['train'], config.stage2, val_data=data['val'],
+    loss_fn, inputs = stage_objective(config, 2)
+    trainer = Trainer(model, loss_fn, data['train'], config.stage2, val_data=data['val'],
                       evaluate=lambda m, loader: evaluate_pose(m, loader, config.data.gesture_scheme),
-                      inputs=lambda batch: batch,  # the whole sample dict: the oracle experiment reads its labels
-                      settings=config.settings(2), batch_transform=train_transform(data['train']))
+                      inputs=inputs, settings=config.settings(2), batch_transform=train_transform(data['train']))
     trainer.fit()
     return Path(config.stage2.out_dir) / 'last.pt'
 
@@ -406,6 +423,18 @@ def write_results(config: ExperimentConfig, metrics: dict, kind: str, wall_secon
     tmp.write_text(json.dumps(record, indent=1, default=float))
     os.replace(tmp, path)
     return path
+
+# %% ../nbs/12_experiment.ipynb #a2c68122
+def training_flops_per_image(config: ExperimentConfig, stage: int, dataset, batch_size: int = 4) -> float:
+    "FLOPs per image of one training step of `stage` (1 or 2) on the first `batch_size` samples of `dataset`"
+    train = config.stage1 if stage == 1 else config.stage2
+    device = resolve_device(train.device)
+    model = (GestureEncoder(config.encoder) if stage == 1 else stage2_model(config)).to(device).train()
+    batch = to_device(torch.utils.data.default_collate([dataset[i] for i in range(batch_size)]), device)
+    transform = train_transform(dataset)
+    loss_fn, inputs = stage_objective(config, stage)
+    with torch.autocast(device.type, dtype=autocast_dtype(train.precision, device), enabled=autocast_dtype(train.precision, device) is not None):
+        return train_step_flops(model, loss_fn, transform(batch) if transform else batch, inputs) / batch_size
 
 # %% ../nbs/12_experiment.ipynb #685dad8a
 MAIN_EXPERIMENTS = ('ours', 'ours_no_pretrain', 'baseline', 'baseline_gesture', 'baseline_gesture_logits')

@@ -19,10 +19,11 @@ from tqdm import tqdm
 from .metrics import is_distributed, rank_shard
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'LossFn', 'SAMPLE_ID_KEYS', 'RESUME_FREE', 'TrainConfig', 'resolve_device', 'autocast_dtype',
-           'numpy_rng_state', 'set_numpy_rng_state', 'seed_everything', 'seed_worker', 'distributed_setup',
-           'main_process_first', 'weight_fingerprint', 'ranks_weight_spread', 'broadcast_buffers', 'save_atomic',
-           'load_checkpoint', 'plain', 'peak_memory_gb', 'to_device', 'Trainer', 'describe_batch', 'config_differences']
+__all__ = ['PRECISIONS', 'LossFn', 'SAMPLE_ID_KEYS', 'RESUME_FREE', 'BF16_PEAK_FLOPS', 'TrainConfig', 'resolve_device',
+           'autocast_dtype', 'numpy_rng_state', 'set_numpy_rng_state', 'seed_everything', 'seed_worker',
+           'distributed_setup', 'main_process_first', 'weight_fingerprint', 'ranks_weight_spread', 'broadcast_buffers',
+           'save_atomic', 'load_checkpoint', 'plain', 'peak_memory_gb', 'to_device', 'Trainer', 'describe_batch',
+           'config_differences', 'train_step_flops', 'bf16_peak_flops', 'model_flops_utilisation']
 
 # %% ../nbs/11_training.ipynb #9f08bbbf
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
@@ -348,3 +349,26 @@ def _fit(self: Trainer) -> list[dict]:
     return self.history
 
 Trainer.fit = _fit
+
+# %% ../nbs/11_training.ipynb #ba9d7e6e
+# dense (not sparse) bf16 tensor-core peaks, FLOP/s; the first name contained in torch.cuda.get_device_name counts
+BF16_PEAK_FLOPS = {'H200': 989e12, 'H100 PCIe': 756e12, 'H100': 989e12, 'A100': 312e12, 'L40S': 362e12, 'L4': 121e12}
+
+def train_step_flops(model: nn.Module, loss_fn: LossFn, batch: dict, inputs: Callable = lambda batch: batch['image']) -> int:
+    "FLOPs of one training step of `model` on `batch` (forward, loss, backward), counted by torch.utils.flop_counter"
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        loss_fn(model(inputs(batch)), batch, 0.)['total'].backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+def bf16_peak_flops(device: torch.device) -> float | None:
+    "The dense bf16 peak of a CUDA `device` from `BF16_PEAK_FLOPS`, else None"
+    if device.type != 'cuda': return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for card, peak in BF16_PEAK_FLOPS.items() if card in name), None)
+
+def model_flops_utilisation(flops_per_image: float, images_per_s: float, device: torch.device) -> float | None:
+    "Achieved training FLOP/s over the device's bf16 peak (None where the peak is unknown)"
+    peak = bf16_peak_flops(device)
+    return None if peak is None else flops_per_image * images_per_s / peak

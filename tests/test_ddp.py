@@ -59,6 +59,7 @@ def test_ddp_resumes_and_only_rank_0_writes(ddp_run):
     assert [p.name for p in results] == ['smoke-ours-stage2-seed0.json']
     record = json.loads(results[0].read_text())
     assert record['processes'] == 2 and record['metrics']['num_samples'] > 0 and 'untrained_metrics' in record
+    assert record['speed']['flops_per_image'] > 0 and record['speed']['mfu'] is None  # no bf16 peak for a CPU
     for out_dir in (config.stage1.out_dir, config.stage2.out_dir):
         assert sorted(p.name for p in Path(out_dir).iterdir()) == ['last.pt', 'metrics.csv']  # no file of rank 1, no temporary
 
