@@ -203,6 +203,9 @@ class Trainer:
                                                     find_unused_parameters=True)  # timm HRNet computes branches F4/F5 do not use
                     if self.world_size > 1 else self.model)
         self.out_dir, self.epoch, self.history = Path(config.out_dir), 0, []
+        # steps between host syncs (loss check, progress bar): every step on a CPU, where a sync costs nothing and a NaN
+        # is caught before its step with the samples' inputs named; on a GPU a sync per step would stall the queue
+        self.sync_every = 1 if self.device.type == 'cpu' else 50
 
     @property
     def is_main(self) -> bool: return self.rank == 0
@@ -238,7 +241,7 @@ def describe_batch(batch: dict) -> str:
 
 @torch.no_grad()
 def _mean_terms(sums: dict, count: int) -> dict:
-    return {k: v / max(count, 1) for k, v in sums.items()}
+    return {k: float(v) / max(count, 1) for k, v in sums.items()}
 
 def _train_epoch(self: Trainer, epoch: int) -> dict:
     self.net.train()
@@ -247,26 +250,36 @@ def _train_epoch(self: Trainer, epoch: int) -> dict:
     steps = len(loader) if self.config.max_steps_per_epoch is None else min(len(loader), self.config.max_steps_per_epoch)
     bar = tqdm(total=steps, desc=f'epoch {epoch + 1}/{self.config.epochs}', disable=not self.is_main, leave=False)
     start, images = time.perf_counter(), 0
+    nonfinite, window = torch.zeros((), dtype=torch.bool, device=self.device), []  # since the last check
     for step, batch in enumerate(loader):
         if step >= steps: break
         images += len(batch['image'])
+        window.append({key: batch[key] for key in SAMPLE_ID_KEYS if key in batch})  # the ids, on the host
         batch = to_device(batch, self.device)
         if self.batch_transform is not None: batch = self.batch_transform(batch)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             pred = self.net(self.inputs(batch))
         terms = self.loss_fn({k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in pred.items()},
                              batch, epoch + step / steps)
-        if not torch.isfinite(terms['total']):
+        if self.sync_every == 1 and not torch.isfinite(terms['total']):
             raise FloatingPointError(f'non-finite loss at epoch {epoch + 1}, step {step}: '
                                      + ', '.join(f'{k}={float(v.detach()):.4g}' for k, v in terms.items())
                                      + f'; batch {describe_batch(batch)}')
+        nonfinite |= ~torch.isfinite(terms['total'].detach())
         self.optimizer.zero_grad(set_to_none=True)
         terms['total'].backward()
         if self.config.grad_clip: nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        for k, v in terms.items(): sums[k] = sums.get(k, 0.) + float(v.detach())
+        for k, v in terms.items(): sums[k] = sums.get(k, 0.) + v.detach()
         count += 1
-        bar.set_postfix(loss=f"{float(terms['total'].detach()):.4f}"); bar.update()
+        if len(window) == self.sync_every or step + 1 == steps:  # the one host sync of the window
+            if nonfinite:
+                raise FloatingPointError(f'non-finite loss at epoch {epoch + 1} in steps {step + 1 - len(window)}-{step} (checked '
+                                         f'every {self.sync_every} steps on {self.device.type}); their batches: '
+                                         + ' | '.join(describe_batch(ids) for ids in window))
+            window = []
+            bar.set_postfix(loss=f"{float(terms['total'].detach()):.4f}")
+        bar.update()
     bar.close()
     self.scheduler.step()
     speed = {'images_per_s': images / (time.perf_counter() - start), 'peak_memory_gb': peak_memory_gb(self.device)}
