@@ -4,7 +4,7 @@
 
 # %% ../nbs/06a_crops.ipynb #d7c322ea
 from __future__ import annotations
-import copy, io, json, math, os
+import copy, io, json, math, os, time
 from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -21,7 +21,7 @@ from .mano import mirror_pose, rotate_axis_angle
 
 # %% auto #0
 __all__ = ['PACK_VERSION', 'PACK_ONLY_KEYS', 'SHARD_PATTERN', 'augment_margin', 'packed_size', 'pack_crops', 'CropAugment',
-           'cv2_warp', 'grid_warp', 'CropDataset', 'decode_packed', 'write_shards', 'shard_dataset']
+           'cv2_warp', 'grid_warp', 'CropDataset', 'decode_packed', 'write_shards', 'shard_dataset', 'loader_rate']
 
 # %% ../nbs/06a_crops.ipynb #edb49376
 def augment_margin(aug: AugmentConfig, bbox_scale: float = 1.25) -> float:
@@ -227,3 +227,14 @@ def shard_dataset(folder: str | os.PathLike, shuffle: int = 0, seed: int = 0):
                         shardshuffle=len(urls) if shuffle else False, seed=seed, empty_check=False)
     if shuffle: ds = ds.shuffle(shuffle)
     return ds.map(decode_packed)
+
+# %% ../nbs/06a_crops.ipynb #0f992c02
+def loader_rate(loader, transform=None, passes: int = 2, count=lambda batch: len(batch['image'])) -> float:
+    "Best samples/s of `passes` passes over `loader`, each batch through `transform` (`count`: samples in a batch)"
+    best = 0.0
+    for _ in range(passes):
+        start, n = time.perf_counter(), 0
+        for batch in loader: n += count(transform(batch) if transform else batch)
+        best = max(best, n / (time.perf_counter() - start))
+    return best
+
