@@ -173,11 +173,13 @@ def load_mano_arrays(side: str = 'right', path: str | os.PathLike | None = None)
 
 def load_mano_layer(side: str = 'right', path: str | os.PathLike | None = None, batch_size: int = 1):
     "An `smplx.MANO` layer for `side` in the NeuralAnnot convention, built from the checked arrays (smplx opens no file)"
-    import smplx
+    import contextlib, io, smplx
     from smplx.utils import Struct
     arrays = load_mano_arrays(side, path)
-    return smplx.MANO(str(mano_dir(path)), is_rhand=side == 'right', data_struct=Struct(**arrays), use_pca=False,
-                      flat_hand_mean=False, batch_size=batch_size)
+    # smplx prints "You are using a MANO model, with only 10 shape coefficients" for every MANO file: MANO has 10
+    with contextlib.redirect_stdout(io.StringIO()):
+        return smplx.MANO(str(mano_dir(path)), is_rhand=side == 'right', data_struct=Struct(**arrays), use_pca=False,
+                          flat_hand_mean=False, batch_size=batch_size)
 
 # %% ../nbs/02_mano.ipynb #86e88e24
 TIP_VERTICES = (745, 317, 444, 556, 673)

@@ -23,7 +23,8 @@ __all__ = ['PRECISIONS', 'LossFn', 'SAMPLE_ID_KEYS', 'RESUME_FREE', 'BF16_PEAK_F
            'autocast_dtype', 'numpy_rng_state', 'set_numpy_rng_state', 'seed_everything', 'seed_worker',
            'distributed_setup', 'main_process_first', 'weight_fingerprint', 'ranks_weight_spread', 'broadcast_buffers',
            'save_atomic', 'load_checkpoint', 'plain', 'peak_memory_gb', 'to_device', 'Trainer', 'describe_batch',
-           'config_differences', 'train_step_flops', 'bf16_peak_flops', 'model_flops_utilisation']
+           'config_differences', 'train_step_flops', 'bf16_peak_flops', 'model_flops_utilisation', 'ratio_table',
+           'side_by_side_table']
 
 # %% ../nbs/11_training.ipynb #9f08bbbf
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
@@ -385,3 +386,28 @@ def model_flops_utilisation(flops_per_image: float, images_per_s: float, device:
     "Achieved training FLOP/s over the device's bf16 peak (None where the peak is unknown)"
     peak = bf16_peak_flops(device)
     return None if peak is None else flops_per_image * images_per_s / peak
+
+# %% ../nbs/11_training.ipynb #5dc17c89
+def ratio_table(rows: list[dict], name: str, column: str, value: str, title: str) -> list[str]:
+    "Markdown rows: one per `rows[name]`, each `column` value's `value` and its ratio to the EANet row's"
+    columns = list(dict.fromkeys(row[column] for row in rows))
+    eanet = {row[column]: row[value] for row in rows if row[name].startswith('EANet')}
+    def rate(x): return f'{x:,.1f}' if x >= 10 else f'{x:.2f}'  # a CPU's few img/s keep two decimals
+    def cells(of): return ' | '.join(f'{rate(of[c])} | {of[c] / eanet[c]:.1f}×' if c in of and c in eanet else '– | –' for c in columns)
+    lines = [f'| {title} | ' + ' | '.join(f'{column} {c} | × EANet' for c in columns) + ' |', '|---' * (1 + 2 * len(columns)) + '|']
+    for label in dict.fromkeys(row[name] for row in rows):
+        lines.append(f'| {label} | ' + cells({row[column]: row[value] for row in rows if row[name] == label}) + ' |')
+    return lines
+
+# %% ../nbs/11_training.ipynb #91de9c0d
+def side_by_side_table(record: dict) -> str:
+    "The Markdown tables of a `tools/eanet_side_by_side.py` record: loader samples/s and training-step img/s beside EANet's"
+    size, settings = record['size'], record['settings']
+    step_models = [{**row, 'model': f"{row['model']}, {row['parameters_m']:.1f} M parameters"} for row in record['steps']]
+    return '\n'.join([
+        f"Measured in one run on {record['machine']} ({record['torch_threads']} torch threads), {record['world']} world, "
+        f"EANet commit {record['eanet_commit'][:7]}, gesthand commit {record['git_commit'][:7]}.", '',
+        *ratio_table(record['loaders'], 'loader', 'workers', 'samples_per_s',
+                     f"loader, samples/s ({size}², augmented, batch {settings['loader_batch']})"), '',
+        *ratio_table(step_models, 'model', 'precision', 'images_per_s',
+                     f"training step, img/s ({size}², batch {settings['step_batch']})")])

@@ -14,7 +14,8 @@ ImageNet initialisation is skipped on both sides: it changes the starting weight
 Loaders: samples/s, best of two shuffled passes over the train split with augmentation, the same batch size and
 workers for each. Training steps: images/s of forward, loss, backward and optimiser step on one fixed batch read
 from each side's own loader (so no loading is timed), after warm-up steps, in fp32 and under bf16 autocast.
-Results go to one JSON (`--out`), which the Training chapter reads for its table.
+Results go to one JSON (`--out`), which the Training chapter reads for its table; the same table is written between
+the README's `<!-- eanet-side-by-side -->` markers (`--readme ''` leaves the README alone).
 """
 from __future__ import annotations
 
@@ -30,9 +31,11 @@ from gesthand.data import DataConfig, InterHandDataset
 from gesthand.experiment import experiment_config, git_commit, stage2_model, stage_objective
 from gesthand.mano import IH_FROM_MANO, TIP_VERTICES, load_mano_arrays, mano_dir
 from gesthand.synth import synthetic_interhand_root
-from gesthand.training import TrainConfig, Trainer
+from gesthand.training import TrainConfig, Trainer, side_by_side_table
 
 SPLITS = ('train', 'val', 'test')
+ROOT = Path(__file__).resolve().parents[1]
+README_MARKERS = ('<!-- eanet-side-by-side -->', '<!-- /eanet-side-by-side -->')
 
 
 def ih26m_regressor(mano_folder: Path) -> np.ndarray:
@@ -157,9 +160,11 @@ def main(argv=None):
     parser.add_argument('--step-batch', type=int, default=16, help='batch of the training-step runs')
     parser.add_argument('--steps', type=int, default=5, help='timed steps (after as many warm-up steps)')
     parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=['fp32', 'bf16'])
-    parser.add_argument('--out', type=Path, default=Path('results/benchmark-eanet-side-by-side.json'))
+    parser.add_argument('--out', type=Path, default=ROOT / 'results' / 'benchmark-eanet-side-by-side.json')
+    parser.add_argument('--readme', default=str(ROOT / 'README.md'), help="whose side-by-side table is rewritten ('' for none)")
     args = parser.parse_args(argv)
     out, eanet = args.out.resolve(), args.eanet.resolve()
+    readme = Path(args.readme).resolve() if args.readme else None
     world, mano_folder = synthetic_interhand_root(args.world), mano_dir()
     record = {'kind': 'eanet-side-by-side', 'world': args.world, 'git_commit': git_commit(), 'eanet_commit': _checkout_commit(eanet),
               'machine': f'{os.cpu_count()} cores ({platform.processor() or platform.machine()}), '
@@ -203,6 +208,18 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1))
     print(f'wrote {out}')
+    if readme:
+        readme.write_text(readme_with_table(readme.read_text(), record))
+        print(f'wrote its table into {readme}')
+
+
+def readme_with_table(readme: str, record: dict) -> str:
+    "`readme` with the text between its side-by-side markers replaced by the record's table"
+    start, end = README_MARKERS
+    if readme.count(start) != 1 or readme.count(end) != 1 or readme.index(start) > readme.index(end):
+        raise ValueError(f'the README needs one {start} line followed by one {end} line')
+    head, rest = readme.split(start)
+    return f'{head}{start}\n{side_by_side_table(record)}\n{end}{rest.split(end)[1]}'
 
 
 def _checkout_commit(path: Path) -> str:
