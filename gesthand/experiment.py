@@ -374,9 +374,9 @@ def train_stage2(config: ExperimentConfig, *, data: dict | None = None) -> Path:
     return Path(config.stage2.out_dir) / 'last.pt'
 
 # %% ../nbs/12_experiment.ipynb #c3771e69
-def git_commit() -> str:
-    "The current git commit of the working tree, or 'unknown'"
-    try: return subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, check=True).stdout.strip()
+def git_commit(folder: str | os.PathLike = '.') -> str:
+    "The git commit checked out in `folder` (default: the working directory), or 'unknown'"
+    try: return subprocess.run(['git', '-C', str(folder), 'rev-parse', 'HEAD'], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError): return 'unknown'
 
 def device_name(device: torch.device) -> str:

@@ -19,7 +19,7 @@ the README's `<!-- eanet-side-by-side -->` markers (`--readme ''` leaves the REA
 """
 from __future__ import annotations
 
-import argparse, json, os, platform, shutil, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ import torchvision
 
 from gesthand.crops import CropDataset, augment_margin, loader_rate, pack_crops, packed_size
 from gesthand.data import DataConfig, InterHandDataset
-from gesthand.experiment import experiment_config, git_commit, stage2_model, stage_objective
+from gesthand.experiment import device_name, experiment_config, git_commit, stage2_model, stage_objective
 from gesthand.mano import IH_FROM_MANO, TIP_VERTICES, load_mano_arrays, mano_dir
 from gesthand.synth import synthetic_interhand_root
 from gesthand.training import TrainConfig, Trainer, side_by_side_table
@@ -93,6 +93,11 @@ def import_eanet(main: Path, human_model_path: Path):
     return cfg, ih26m.InterHand26M, get_model
 
 
+def trainable_millions(model: torch.nn.Module) -> float:
+    "Trainable parameters of `model`, in millions"
+    return round(sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6, 2)
+
+
 def timed_steps(step, steps: int, warmup: int) -> float:
     "Seconds per call of `step` over `steps` calls after `warmup` untimed ones"
     for _ in range(warmup): step()
@@ -101,8 +106,8 @@ def timed_steps(step, steps: int, warmup: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def eanet_step_rate(get_model, batch, precision: str, steps: int, warmup: int) -> float:
-    "Images/s of EANet's training step (train.py: Adam over its trainable modules, the sum of its loss terms)"
+def eanet_step_rate(get_model, batch, precision: str, steps: int, warmup: int) -> tuple[float, float]:
+    "Images/s of EANet's training step (train.py: Adam over its trainable modules, the sum of its loss terms), and its size"
     torch.manual_seed(0)
     model = get_model('test').train()  # 'train' would download ImageNet weights; the step is the same
     params = [p for module in model.trainable_modules for p in module.parameters()]
@@ -114,7 +119,7 @@ def eanet_step_rate(get_model, batch, precision: str, steps: int, warmup: int) -
             loss = model(inputs, targets, meta_info, 'train')
         sum(v.float().mean() for v in loss.values()).backward()
         optimizer.step()
-    return len(inputs['img']) / timed_steps(step, steps, warmup)
+    return len(inputs['img']) / timed_steps(step, steps, warmup), trainable_millions(model)
 
 
 def our_step_rate(preset: str, name: str, samples: list, precision: str, steps: int, out_dir: Path,
@@ -129,7 +134,7 @@ def our_step_rate(preset: str, name: str, samples: list, precision: str, steps: 
     trainer = Trainer(model, loss_fn, samples * steps, train, inputs=inputs)
     trainer.train_epoch(0)  # warm-up
     described = {'preset': preset, 'backbone': config.encoder.backbone, 'input_size': config.data.input_size,
-                 'parameters_m': round(sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6, 2)}
+                 'parameters_m': trainable_millions(model)}
     return trainer.train_epoch(1)['images_per_s'], described
 
 
@@ -166,9 +171,8 @@ def main(argv=None):
     out, eanet = args.out.resolve(), args.eanet.resolve()
     readme = Path(args.readme).resolve() if args.readme else None
     world, mano_folder = synthetic_interhand_root(args.world), mano_dir()
-    record = {'kind': 'eanet-side-by-side', 'world': args.world, 'git_commit': git_commit(), 'eanet_commit': _checkout_commit(eanet),
-              'machine': f'{os.cpu_count()} cores ({platform.processor() or platform.machine()}), '
-                         + (torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'),
+    record = {'kind': 'eanet-side-by-side', 'world': args.world, 'git_commit': git_commit(), 'eanet_commit': git_commit(eanet),
+              'machine': device_name(torch.device('cuda' if torch.cuda.is_available() else 'cpu')),
               'torch_threads': torch.get_num_threads(), 'settings': {k: str(v) for k, v in vars(args).items()}}
     start_dir = Path.cwd()
     with tempfile.TemporaryDirectory(prefix='eanet-side-by-side-') as tmp:
@@ -193,10 +197,9 @@ def main(argv=None):
         order = torch.randperm(len(ours_jpeg), generator=torch.Generator().manual_seed(0))[:args.step_batch]
         ours_batch = [ours_jpeg[i] for i in order.tolist()]
         at_size = {'data.input_size': size, 'tokens.input_size': size, 'baseline.input_size': size}
-        eanet_params = round(sum(p.numel() for p in get_model('test').parameters() if p.requires_grad) / 1e6, 2)
         record['steps'] = []
         for precision in args.precisions:
-            rate = eanet_step_rate(get_model, eanet_batch, precision, args.steps, args.steps)
+            rate, eanet_params = eanet_step_rate(get_model, eanet_batch, precision, args.steps, args.steps)
             record['steps'].append({'model': 'EANet (ResNet-50, two hands)', 'precision': precision, 'batch': args.step_batch,
                                     'images_per_s': round(rate, 2), 'backbone': 'resnet50', 'input_size': size, 'parameters_m': eanet_params})
             print(f'{"EANet (ResNet-50, two hands)":48s} {precision}: {rate:6.2f} img/s', flush=True)
@@ -220,11 +223,6 @@ def readme_with_table(readme: str, record: dict) -> str:
         raise ValueError(f'the README needs one {start} line followed by one {end} line')
     head, rest = readme.split(start)
     return f'{head}{start}\n{side_by_side_table(record)}\n{end}{rest.split(end)[1]}'
-
-
-def _checkout_commit(path: Path) -> str:
-    try: return subprocess.run(['git', '-C', str(path), 'rev-parse', 'HEAD'], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError): return 'unknown'
 
 
 if __name__ == '__main__':
