@@ -59,8 +59,8 @@ def _override(text: str) -> tuple[str, str]:
 def _train(args) -> None:
     import time
     import pandas as pd
-    from gesthand.experiment import (experiment_config, datasets, train_stage1, train_stage2, evaluate_encoder,
-                                     evaluate_checkpoint, training_flops_per_image, write_results)
+    from gesthand.experiment import (experiment_config, datasets, train_stage1, train_stage2, evaluate_encoder, evaluate_checkpoint, training_flops_per_image)
+    from gesthand.results import write_results
     from gesthand.training import distributed_setup, model_flops_utilisation, resolve_device
     rank, world_size = distributed_setup()  # under torchrun: one process per rank
     config = experiment_config(args.preset, name=args.name, seed=args.seed, **dict(args.set))
@@ -130,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(run=_export)
     return p
 
+# %% ../nbs/99_cli.ipynb #04c4da09
 def main(argv: list[str] | None = None) -> None:
     "Entry point of the `gesthand` command; a bad input is one line on stderr and exit status 1, not a traceback"
     args = parser().parse_args(argv)

@@ -15,11 +15,12 @@ import torchvision
 from torch import nn
 
 from .gestures import num_classes
+from .files import load_checkpoint
 
 # %% auto #0
 __all__ = ['FINE_SCHEDULES', 'HRNET_FEATURES', 'IMAGENET_HEAD_PREFIXES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'EncoderConfig',
-           'ResNetFeatures', 'create_backbone', 'load_encoder_weights', 'gesture_head', 'GestureEncoder', 'fine_weight',
-           'masked_cross_entropy', 'gesture_loss']
+           'ResNetFeatures', 'create_backbone', 'encoder_state_dict', 'load_encoder_weights', 'load_stage1_encoder',
+           'gesture_head', 'GestureEncoder', 'fine_weight', 'masked_cross_entropy', 'gesture_loss']
 
 # %% ../nbs/07_encoder.ipynb #706aad57
 FINE_SCHEDULES = ('linear', 'cosine', 'none', 'off')
@@ -77,19 +78,24 @@ def create_backbone(config: EncoderConfig) -> nn.Module:
     backbone.channels = backbone.feature_info.channels()
     return backbone
 
+# %% ../nbs/07_encoder.ipynb #a385e45d
+def encoder_state_dict(checkpoint: dict) -> dict:
+    "The encoder state dict inside a stage-1 or stage-2 checkpoint"
+    for key in ('encoder', 'model', 'state_dict'):
+        if isinstance(checkpoint.get(key), dict): checkpoint = checkpoint[key]; break
+    if not all(torch.is_tensor(v) for v in checkpoint.values()):
+        raise ValueError(f'not a state dict: found non-tensor entries {[k for k, v in checkpoint.items() if not torch.is_tensor(v)][:5]}')
+    prefixed = {k[len('encoder.'):]: v for k, v in checkpoint.items() if k.startswith('encoder.')}
+    return prefixed or checkpoint
+
 # %% ../nbs/07_encoder.ipynb #fb61a0c9
 IMAGENET_HEAD_PREFIXES = ('fc.', 'classifier.', 'final_layer.', 'downsamp_modules.')
-
-def _unwrap_state_dict(checkpoint: dict) -> dict:
-    for key in ('model', 'state_dict'):
-        if isinstance(checkpoint.get(key), dict): return checkpoint[key]
-    return checkpoint
 
 def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
     "Load a whole-encoder or a backbone-only checkpoint from `path` into `encoder`, failing loudly on any mismatch"
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f'encoder weights not found: {path}')
-    state = _unwrap_state_dict(torch.load(path, map_location='cpu', weights_only=True))
+    state = encoder_state_dict(load_checkpoint(path))
     whole = any(k.startswith('backbone.') for k in state)
     target, ignorable = (encoder, ()) if whole else (encoder.backbone, IMAGENET_HEAD_PREFIXES)
     expected = target.state_dict()
@@ -103,6 +109,18 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
         raise RuntimeError(f"{path} does not fit the {'encoder' if whole else 'backbone'} "
                            f"{encoder.config.backbone!r}: " + '; '.join(problems))
     target.load_state_dict({k: state[k] for k in expected})
+
+# %% ../nbs/07_encoder.ipynb #d8cdea04
+def load_stage1_encoder(encoder: nn.Module, path: str | Path) -> nn.Module:
+    "Load a stage-1 `GestureEncoder` checkpoint (a state dict, or a dict holding one) into `encoder`, strictly"
+    state = encoder_state_dict(load_checkpoint(path))  # torch.load(weights_only=True): no code from the file runs
+    try: result = encoder.load_state_dict(state, strict=False)
+    except RuntimeError as e: raise ValueError(f'stage-1 checkpoint {path} does not fit the encoder: {e}') from None
+    missing, unexpected = result.missing_keys, result.unexpected_keys
+    if missing or unexpected:
+        raise ValueError(f'stage-1 checkpoint {path} does not fit the encoder: {len(missing)} missing keys '
+                         f'{missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}')
+    return encoder
 
 # %% ../nbs/07_encoder.ipynb #c35c6cc8
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

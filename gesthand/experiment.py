@@ -14,27 +14,26 @@ import torch
 
 import timm, torchvision
 
-from .data import DataConfig, AugmentConfig, InterHandDataset
+from .data import DataConfig, InterHandDataset
 from .crops import PACK_VERSION, CropDataset, pack_crops
 from .encoder import EncoderConfig, GestureEncoder, gesture_loss, FINE_SCHEDULES, HRNET_FEATURES
 from .synth import PRESETS as SYNTHETIC_PRESETS
 from .tokens import TokenConfig, GestureTokenTransformer
-from .baseline import BaselineConfig, EANetBaseline, eanet_loss_config
-from .losses import LossConfig, layered_loss
+from .baseline import BaselineConfig, EANetBaseline
+from .losses import LossConfig, eanet_loss_config, layered_loss
 from .metrics import PoseEvaluator, gather_parts, is_distributed, rank_shard, topk_accuracy
-from .mano import ManoHand, IH_ROOT, cache_dir
-from .training import (TrainConfig, Trainer, load_checkpoint, main_process_first, plain, resolve_device, seed_everything,
+from .mano import ManoHand, cache_dir
+from .skeleton import IH_ROOT
+from .files import atomic_write, load_checkpoint
+from .training import (TrainConfig, Trainer, main_process_first, plain, resolve_device, seed_everything,
                                to_device, train_step_flops, autocast_dtype)
 
 # %% auto #0
 __all__ = ['MODELS', 'MODEL_SECTIONS', 'PRESETS', 'EXPERIMENTS', 'MAIN_EXPERIMENTS', 'ORACLE_EXPERIMENTS', 'ABLATIONS',
-           'METRIC_LABELS', 'RUN_COLUMNS', 'CLAIMS', 'known_backbone', 'ExperimentConfig', 'project_root',
-           'experiment_config', 'dataset_root', 'packed_split', 'datasets', 'train_transform', 'evaluate_gestures',
-           'stage_objective', 'train_stage1', 'evaluate_encoder', 'stage2_model', 'build_stage2', 'run_evaluator',
-           'evaluate_pose', 'train_stage2', 'git_commit', 'device_name', 'load_stage2', 'split_loader',
-           'evaluate_checkpoint', 'data_counts', 'write_results', 'training_flops_per_image', 'result_rows',
-           'read_results', 'mean_std', 'summary_table', 'missing_runs', 'claim', 'claims', 'gesture_ceiling',
-           'gesture_check', 'training_check', 'data_statement']
+           'known_backbone', 'ExperimentConfig', 'project_root', 'experiment_config', 'dataset_root', 'packed_split',
+           'datasets', 'train_transform', 'evaluate_gestures', 'stage_objective', 'train_stage1', 'evaluate_encoder',
+           'stage2_model', 'build_stage2', 'run_evaluator', 'evaluate_pose', 'train_stage2', 'load_stage2',
+           'split_loader', 'evaluate_checkpoint', 'training_flops_per_image']
 
 # %% ../nbs/12_experiment.ipynb #60da18ad
 MODELS = {'tokens': lambda c, encoder, mano: GestureTokenTransformer(encoder, c.tokens, mano),
@@ -345,10 +344,11 @@ def build_stage2(config: ExperimentConfig, stage1_checkpoint: str | os.PathLike 
 def run_evaluator(model, loader, scheme: str = 'shared', keep: int = 0) -> tuple[PoseEvaluator, list]:
     "Run a stage-2 `model` over `loader`: the filled PoseEvaluator and the first `keep` (batch, pred) pairs; under DDP call it on every rank"
     evaluator, device, kept = PoseEvaluator(scheme), next(model.parameters()).device, []
+    hand = ManoHand('right').to(device)  # the ground truth's own layer: the batch's θ and β, whatever the model is
     for batch in loader:
         moved = to_device(batch, device)
         pred = {k: v.float().cpu() for k, v in model(moved).items() if torch.is_tensor(v)}
-        gt = model.mano(moved['mano_pose'], moved['mano_shape'])  # mano_valid masks it in the evaluator
+        gt = hand(moved['mano_pose'], moved['mano_shape'])  # mano_valid masks it in the evaluator
         rooted = (gt['vertices'] - gt['joints'][:, IH_ROOT:IH_ROOT + 1]).float().cpu() * 1000
         batch = {**batch, 'vertices': rooted + batch['joints_cam'][:, IH_ROOT:IH_ROOT + 1]}  # in the frame of joints_cam
         evaluator.update(pred, batch)
@@ -374,16 +374,6 @@ def train_stage2(config: ExperimentConfig, *, data: dict | None = None) -> Path:
     return Path(config.stage2.out_dir) / 'last.pt'
 
 # %% ../nbs/12_experiment.ipynb #c3771e69
-def git_commit(folder: str | os.PathLike = '.') -> str:
-    "The git commit checked out in `folder` (default: the working directory), or 'unknown'"
-    try: return subprocess.run(['git', '-C', str(folder), 'rev-parse', 'HEAD'], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError): return 'unknown'
-
-def device_name(device: torch.device) -> str:
-    "A readable name of the device the run used"
-    if device.type == 'cuda': return torch.cuda.get_device_name(device)
-    return f'cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})'
-
 def load_stage2(config: ExperimentConfig, checkpoint: str | os.PathLike | None = None):
     "The stage-2 model with the weights in `checkpoint` (None: untrained), on the config's device, in eval mode"
     model = stage2_model(config)
@@ -399,30 +389,6 @@ def evaluate_checkpoint(config: ExperimentConfig, checkpoint: str | os.PathLike 
     "Metrics of the stage-2 model in `checkpoint` (None: untrained) on `dataset` (default: `split` built from the config)"
     with torch.no_grad():
         return evaluate_pose(load_stage2(config, checkpoint), split_loader(config, split, dataset), config.data.gesture_scheme)
-
-def data_counts(data: dict) -> dict:
-    "Per split of `data` (split: dataset): records kept, records skipped by reason, kept records without a gesture label"
-    return {split: {'records': len(dataset), 'skipped': dict(sorted(dataset.skipped.items())),
-                    'unlabeled': dict(sorted(dataset.unlabeled.items()))} for split, dataset in data.items()}
-
-def write_results(config: ExperimentConfig, metrics: dict, kind: str, wall_seconds: float, extra: dict | None = None,
-                  data: dict | None = None) -> Path:
-    "Write one results JSON for a run, with the `data_counts` of the datasets in `data` (split: dataset), and return its path"
-    device = resolve_device(config.stage2.device)
-    record = {'name': config.name, 'kind': kind, 'preset': config.preset, 'seed': config.seed,
-              'device': device_name(device), 'hardware': 'gpu' if device.type == 'cuda' else 'cpu',
-              'processes': torch.distributed.get_world_size() if is_distributed() else 1,
-              'git_commit': git_commit(), 'wall_seconds': round(wall_seconds, 1),
-              'data': 'real InterHand2.6M' if config.data_root or os.environ.get('GESTHAND_INTERHAND_DIR') else
-                      f'synthetic InterHand2.6M-format ({config.synthetic_preset} preset)',
-              'metrics': metrics, 'config': asdict(config), 'run_dir': str(config.run_dir),
-              **({'data_counts': data_counts(data)} if data is not None else {}), **(extra or {})}
-    path = Path(config.results_dir) / f'{config.preset}-{config.name}-{kind}-seed{config.seed}.json'
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name('.' + path.name + '.tmp')
-    tmp.write_text(json.dumps(record, indent=1, default=float))
-    os.replace(tmp, path)
-    return path
 
 # %% ../nbs/12_experiment.ipynb #a2c68122
 def training_flops_per_image(config: ExperimentConfig, stage: int, dataset, batch_size: int = 4) -> float:
@@ -440,96 +406,3 @@ def training_flops_per_image(config: ExperimentConfig, stage: int, dataset, batc
 MAIN_EXPERIMENTS = ('ours', 'ours_no_pretrain', 'baseline', 'baseline_gesture', 'baseline_gesture_logits')
 ORACLE_EXPERIMENTS = ('ours_oracle_gestures',)  # ceilings, not methods: run with the main set's seeds
 ABLATIONS = tuple(name for name in EXPERIMENTS if name not in MAIN_EXPERIMENTS + ORACLE_EXPERIMENTS)
-METRIC_LABELS = {'mpjpe': 'MPJPE official (mm)', 'mpjpe_intaghand': 'MPJPE IntagHand (mm)',
-                 'mpvpe_intaghand': 'MPVPE IntagHand (mm)', 'pa_mpjpe': 'PA-MPJPE (mm)',
-                 'joints_2d_median': '2D joints, median crop (% of side)',
-                 'coarse_top1': 'coarse top-1 (%)', 'fine_top1': 'fine top-1 (%)'}
-RUN_COLUMNS = ('name', 'kind', 'seed', 'hardware', 'device', 'data', 'git_commit', 'wall_seconds')
-
-def result_rows(record: dict) -> list[dict]:
-    "The row of one results record, and a row of kind 'untrained' for the untrained model it was measured against"
-    facts = {k: record[k] for k in RUN_COLUMNS}
-    rows = [{**facts, **record['metrics']}]
-    if 'untrained_metrics' in record: rows.append({**facts, 'kind': 'untrained', 'wall_seconds': None, **record['untrained_metrics']})
-    return rows
-
-def read_results(preset: str = 'smoke', results_dir: str | os.PathLike = 'results') -> pd.DataFrame:
-    "Run facts and test metrics of every results JSON of `preset` in `results_dir` (relative to the project root)"
-    records = [json.loads(path.read_text()) for path in sorted((project_root() / results_dir).glob(f'{preset}-*.json'))]
-    return pd.DataFrame([row for r in records if r.get('preset') == preset for row in result_rows(r)],
-                        columns=[*RUN_COLUMNS, *METRIC_LABELS, 'coarse_majority'])
-
-# %% ../nbs/12_experiment.ipynb #2e6f14fa
-def mean_std(values: pd.Series, scale: float = 1.0) -> str:
-    "'mean ± std' of `values` × `scale` (the mean alone for a single value, '–' for none)"
-    values = values.dropna() * scale
-    if values.empty: return '–'
-    return f'{values.mean():.1f}' + (f' ± {values.std():.1f}' if len(values) > 1 else '')
-
-def summary_table(stage2: pd.DataFrame, names) -> pd.DataFrame:
-    "Mean ± std over seeds of every metric of the stage-2 runs of `names` (rows only for those with results)"
-    rows = {name: {'n': len(group), **{label: mean_std(group[metric], 1 if label.endswith('(mm)') else 100)
-                                       for metric, label in METRIC_LABELS.items()}}
-            for name in names if not (group := stage2[stage2['name'] == name]).empty}
-    return pd.DataFrame.from_dict(rows, orient='index', columns=['n', *METRIC_LABELS.values()]).rename_axis('experiment')
-
-def missing_runs(stage2: pd.DataFrame, names, seeds=(0, 1, 2)) -> str:
-    "A sentence naming the `names` × `seeds` stage-2 runs that have no results"
-    done = set(zip(stage2['name'], stage2['seed']))
-    missing = [f'{name} (seed {", ".join(str(s) for s in seeds if (name, s) not in done)})'
-               for name in names if any((name, s) not in done for s in seeds)]
-    return f'Missing runs: {"; ".join(missing)}.' if missing else 'Every run is present.'
-
-# %% ../nbs/12_experiment.ipynb #188b8255
-def claim(stage2: pd.DataFrame, label: str, model: str, reference: str, metric: str = 'mpjpe') -> str:
-    "A sentence stating how `model` compares with `reference` on `metric` (lower is better) over the seeds of `stage2`"
-    a, b = (stage2.loc[stage2['name'] == name, metric].dropna() for name in (model, reference))
-    absent = [name for name, values in ((model, a), (reference, b)) if values.empty]
-    if absent: return f'**{label}** cannot be decided yet: no results of {" and ".join(absent)}.'
-    seeds = f'{len(a)} seed{"s" * (len(a) > 1)}' if len(a) == len(b) else f'{len(a)} and {len(b)} seeds'
-    difference = b.mean() - a.mean()
-    verdict = f'{"better" if difference > 0 else "worse"} by {abs(difference):.1f} mm'
-    if len(a) > 1 and len(b) > 1 and abs(difference) < max(a.std(), b.std()): verdict += ', within the seed-to-seed spread'
-    return (f'**{label}**: `{model}` {mean_std(a)} mm vs `{reference}` {mean_std(b)} mm '
-            f'({METRIC_LABELS[metric].removesuffix(" (mm)")}, test split) over {seeds}: {verdict}.')
-
-CLAIMS = (('C1 (gesture pretraining)', 'ours', 'ours_no_pretrain'),
-          ('C2 (against the baseline)', 'ours', 'baseline'),
-          ('C3 (transfer to the baseline)', 'baseline_gesture', 'baseline'))
-
-def claims(stage2: pd.DataFrame, metric: str = 'mpjpe') -> str:
-    "The three claims of the book as Markdown paragraphs, decided by `metric`"
-    return '\n\n'.join(claim(stage2, *c, metric=metric) for c in CLAIMS)
-
-def gesture_ceiling(stage2: pd.DataFrame) -> str:
-    "What the true gestures give stage 2: `ours_oracle_gestures` against `ours_no_pretrain`, in MPJPE and PA-MPJPE"
-    return '\n\n'.join(claim(stage2, 'Gesture ceiling', 'ours_oracle_gestures', 'ours_no_pretrain', metric)
-                       for metric in ('mpjpe', 'pa_mpjpe'))
-
-def gesture_check(stage2: pd.DataFrame, model: str = 'ours') -> str:
-    "Whether stage 1 taught `model`'s encoder gestures: its coarse top-1 against always answering the commonest class"
-    a, majority = stage2.loc[stage2['name'] == model, 'coarse_top1'].dropna() * 100, stage2['coarse_majority'].dropna() * 100
-    if a.empty or majority.empty: return f'Stage-1 gesture accuracy cannot be judged yet: no results of {model} or no majority-class rate.'
-    # "clearly" = by more than twice the seed-to-seed spread, and by at least 2 points when there is no spread to measure
-    margin = max(2 * a.std() if len(a) > 1 else 0, 2.0)
-    verdict = 'clearly did' if a.mean() - majority.max() > margin else 'did not clearly'
-    return (f'**Did stage 1 learn gestures?** Coarse top-1 of `{model}` is {mean_std(a)} % against {majority.max():.1f} % for '
-            f'always answering the most frequent class of the test split: stage 1 {verdict} teach the encoder the gestures.')
-
-def training_check(runs: pd.DataFrame, model: str = 'ours', metric: str = 'pa_mpjpe') -> str:
-    "How trained `model` compares on `metric` with itself at random weights (PA-MPJPE: the articulation alone)"
-    untrained = runs[(runs['kind'] == 'untrained') & (runs['name'] == model)].assign(name=f'{model}, untrained')
-    return claim(pd.concat([runs[runs['kind'] == 'stage2'], untrained]), 'Training against random weights', model,
-                 f'{model}, untrained', metric)
-
-def data_statement(stage2: pd.DataFrame) -> str:
-    "Where and on what the stage-2 runs were measured, and how to measure on the real dataset"
-    if stage2.empty: return 'No stage-2 results yet.'
-    hardware = ', '.join(f'{h.upper()} ({", ".join(sorted(set(stage2.loc[stage2.hardware == h, "device"])))})'
-                         for h in sorted(set(stage2['hardware'])))
-    text = f'These numbers are measured on **{", ".join(sorted(set(stage2["data"])))}** data, on {hardware}.'
-    if any(d.startswith('synthetic') for d in stage2['data']):
-        text += (' Synthetic data: the numbers are not InterHand2.6M results. To run on the real dataset, point the'
-                 ' runs at it with `python tools/run_experiments.py --preset paper --param data_root=/path/to/InterHand2.6M`'
-                 ' (that is `-p data_root ...` of `nbs/train_stage2.ipynb`) or `export GESTHAND_INTERHAND_DIR=/path/to/InterHand2.6M`.')
-    return text

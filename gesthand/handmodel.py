@@ -4,24 +4,18 @@
 
 # %% ../nbs/01_handmodel.ipynb #1c8ba022
 from __future__ import annotations
-import io, pickle
-from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
+from .geometry import axis_angle_to_matrix, matrix_to_axis_angle, mirror_pose
+from .skeleton import FINGERS, MANO_FINGER_JOINTS, MANO_PARENTS, TIP_VERTEX_IDS
+
 # %% auto #0
-__all__ = ['FINGERS', 'MANO_JOINT_NAMES', 'PARENTS', 'FINGER_JOINTS', 'TIP_VERTEX_IDS', 'WRIST_RING_IDS', 'WRIST_OFFSET_M',
-           'SHAPE_PARAMS', 'SHAPE_STD', 'RELAXED_FLEX', 'RELAXED_SPREAD', 'boundary_loops', 'edge_face_counts',
-           'signed_volume', 'articulation_to_hand_pose', 'mano_forward', 'mirror_hand_pose', 'build_mano_arrays',
-           'write_mano_files', 'draw_mesh']
+__all__ = ['WRIST_RING_IDS', 'WRIST_OFFSET_M', 'SHAPE_PARAMS', 'SHAPE_STD', 'THUMB_AXES', 'RELAXED_FLEX', 'RELAXED_SPREAD',
+           'boundary_loops', 'edge_face_counts', 'signed_volume', 'articulation_to_hand_pose', 'mano_forward',
+           'build_mano_arrays']
 
 # %% ../nbs/01_handmodel.ipynb #de040d7f
-FINGERS = ('thumb', 'index', 'middle', 'ring', 'pinky')
-MANO_JOINT_NAMES = ('wrist', 'index1', 'index2', 'index3', 'middle1', 'middle2', 'middle3', 'pinky1', 'pinky2',
-                    'pinky3', 'ring1', 'ring2', 'ring3', 'thumb1', 'thumb2', 'thumb3')
-PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
-FINGER_JOINTS = {'index': (1, 2, 3), 'middle': (4, 5, 6), 'pinky': (7, 8, 9), 'ring': (10, 11, 12), 'thumb': (13, 14, 15)}
-TIP_VERTEX_IDS = (745, 317, 444, 556, 673)  # thumb, index, middle, ring, pinky apexes (manopth / InterHand2.6M)
 WRIST_RING_IDS = (108, 79, 78, 121, 214, 215, 279, 239, 234, 92, 38, 122, 118, 117, 119, 120)
 WRIST_OFFSET_M = np.array([0.0957, 0.0064, 0.0062])  # where MANO puts the right wrist joint
 
@@ -372,7 +366,7 @@ def _regressor_construction(verts, joints):
         R[j, ids] = 1.0 / len(ids) if target is None else _convex_weights(verts[ids], target)
     put(0, list(range(_N_WRIST)) + [_palm_id(0, s) for s in range(_N_PALM_RING)], joints['wrist'])
     for d, name in enumerate(FINGERS):
-        j1, j2, j3 = FINGER_JOINTS[name]
+        j1, j2, j3 = MANO_FINGER_JOINTS[name]
         if name == 'thumb':
             around = [_palm_id(r, s) for r in range(0, 4) for s in range(13, 21) if _palm_id(r, s) != _HOLE_VERTEX]
             put(j1, around + [_digit_id(d, 0, m) for m in range(8)], joints['thumb1'])
@@ -393,7 +387,7 @@ def _weights_construction(verts, joints, p):
     fingers = [f for f in FINGERS if f != 'thumb']
     # digit vertices: blend along the arc coordinate
     for d, name in enumerate(FINGERS):
-        j1, j2, j3 = FINGER_JOINTS[name]
+        j1, j2, j3 = MANO_FINGER_JOINTS[name]
         a, b, c = joints[f'{name}1'], joints[f'{name}2'], joints[f'{name}3']
         ids = np.arange(_DIGIT0 + d * _DIGIT_SIZE, _DIGIT0 + (d + 1) * _DIGIT_SIZE)
         x = verts[ids]
@@ -412,10 +406,10 @@ def _weights_construction(verts, joints, p):
     lateral /= lateral.sum(1, keepdims=True)
     for k, f in enumerate(fingers):
         along = joints[f'{f}1'][0] - x[:, 0]
-        W[ids, FINGER_JOINTS[f][0]] = _sigmoid((along + 3.0 * p['scale']) / (3.0 * p['scale'])) * lateral[:, k]
+        W[ids, MANO_FINGER_JOINTS[f][0]] = _sigmoid((along + 3.0 * p['scale']) / (3.0 * p['scale'])) * lateral[:, k]
     hole_centre = verts[_hole_loop()].mean(0)
     dist = np.linalg.norm(x - hole_centre, axis=1)
-    W[ids, FINGER_JOINTS['thumb'][0]] = 0.55 * np.exp(-(np.clip(dist - 13.0 * p['scale'], 0, None) / (9.0 * p['scale'])) ** 2)
+    W[ids, MANO_FINGER_JOINTS['thumb'][0]] = 0.55 * np.exp(-(np.clip(dist - 13.0 * p['scale'], 0, None) / (9.0 * p['scale'])) ** 2)
     W[ids, 0] = np.clip(1 - W[ids, 1:].sum(1), 0, None)
     W[_HOLE_VERTEX] = 0
     W[_HOLE_VERTEX, 0] = 1
@@ -435,26 +429,6 @@ def _shapedirs():
 _THUMB_PAD = np.array([-0.1, -1.0, -0.8])   # where the thumb's pad faces in the flat hand (palmar and ulnar)
 _SPREAD_SIGN = {'index': 1.0, 'middle': 1.0, 'ring': -1.0, 'pinky': -1.0}
 
-def _axis_angle_to_matrix(r):
-    "Rodrigues: rotation matrices from axis-angle vectors (...×3)"
-    r = np.asarray(r, float)
-    theta = np.linalg.norm(r, axis=-1, keepdims=True)
-    k = r / np.where(theta < 1e-12, 1.0, theta)
-    K = np.zeros(r.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -k[..., 2], k[..., 1], -k[..., 0]
-    K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = k[..., 2], -k[..., 1], k[..., 0]
-    s, c = np.sin(theta)[..., None], np.cos(theta)[..., None]
-    return np.eye(3) + s * K + (1 - c) * K @ K
-
-def _matrix_to_axis_angle(R):
-    "Axis-angle vectors from rotation matrices (angles below pi)"
-    cos = np.clip((np.trace(R, axis1=-2, axis2=-1) - 1) / 2, -1, 1)
-    theta = np.arccos(cos)
-    v = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
-    s = np.sin(theta)
-    scale = np.where(s < 1e-8, 0.5, theta / (2 * np.where(s < 1e-8, 1.0, s)))
-    return v * scale[..., None]
-
 def _thumb_axes():
     "Per thumb joint (CMC, MCP, IP): (twist axis u, flexion axis, spread axis) in the rest frame"
     v, joints = _generate(_shape_params())
@@ -466,7 +440,7 @@ def _thumb_axes():
         axes.append((u, np.cross(u, pad), -pad))   # positive spread opens the thumb away from the index
     return axes
 
-_THUMB_AXES = _thumb_axes()
+THUMB_AXES = _thumb_axes()
 
 def articulation_to_hand_pose(flex, spread, twist=None) -> np.ndarray:
     "Absolute right-hand axis-angle (45,) of the 15 finger joints in MANO order from flex (5,3), spread (5,), twist (5,3) in radians"
@@ -475,15 +449,15 @@ def articulation_to_hand_pose(flex, spread, twist=None) -> np.ndarray:
     twist = np.zeros((5, 3)) if twist is None else np.asarray(twist, float).reshape(5, 3)
     pose = np.zeros((16, 3))
     for d, name in enumerate(FINGERS):
-        for j, joint in enumerate(FINGER_JOINTS[name]):
+        for j, joint in enumerate(MANO_FINGER_JOINTS[name]):
             if name == 'thumb':
-                u, flex_axis, spread_axis = _THUMB_AXES[j]
+                u, flex_axis, spread_axis = THUMB_AXES[j]
             else:
                 u, flex_axis, spread_axis = np.array([-1.0, 0, 0]), np.array([0, 0, 1.0]), np.array([0, _SPREAD_SIGN[name], 0])
             s = spread[d] if j == 0 else 0.0
-            R = _axis_angle_to_matrix(flex_axis * flex[d, j]) @ _axis_angle_to_matrix(spread_axis * s) \
-                @ _axis_angle_to_matrix(u * twist[d, j])
-            pose[joint] = _matrix_to_axis_angle(R)
+            R = axis_angle_to_matrix(flex_axis * flex[d, j]) @ axis_angle_to_matrix(spread_axis * s) \
+                @ axis_angle_to_matrix(u * twist[d, j])
+            pose[joint] = matrix_to_axis_angle(R)
     return pose[1:].reshape(45)
 
 # %% ../nbs/01_handmodel.ipynb #cea2dc62
@@ -494,7 +468,7 @@ def mano_forward(model: dict, hand_pose, global_orient=None, betas=None):
     J = model['J_regressor'] @ v
     pose = np.concatenate([np.zeros(3) if global_orient is None else np.asarray(global_orient, float),
                            np.asarray(hand_pose, float)]).reshape(16, 3)
-    rot = _axis_angle_to_matrix(pose)
+    rot = axis_angle_to_matrix(pose)
     parents = np.asarray(model['kintree_table'][0]).astype(np.int64); parents[0] = -1
     G = np.zeros((16, 4, 4))
     for j in range(16):
@@ -531,13 +505,6 @@ def _pose_basis():
     return mean, vt, centred @ vt.T
 
 # %% ../nbs/01_handmodel.ipynb #5ea92740
-def mirror_hand_pose(pose) -> np.ndarray:
-    "Mirror axis-angle poses between right and left hands: (x, y, z) → (x, −y, −z) per joint, any leading shape"
-    pose = np.array(pose, float)
-    p = pose.reshape(pose.shape[:-1] + (-1, 3)).copy()
-    p[..., 1:] *= -1
-    return p.reshape(pose.shape)
-
 def _right_arrays():
     "The right-hand arrays (cached per process)"
     global _RIGHT_CACHE
@@ -548,7 +515,7 @@ def _right_arrays():
         W = _to_mano_order(_weights_construction(v, joints, p))
         template = _to_mano_order(v) / 1000.0 + WRIST_OFFSET_M
         mean, components, coeffs = _pose_basis()
-        kintree = np.array([PARENTS, range(16)], dtype=np.int64)
+        kintree = np.array([MANO_PARENTS, range(16)], dtype=np.int64)
         kintree[0, 0] = 4294967295
         _RIGHT_CACHE = dict(v_template=template, f=_mano_faces().astype(np.uint32), J_regressor=R,
                             kintree_table=kintree, weights=W, posedirs=np.zeros((778, 3, 135)),
@@ -568,36 +535,7 @@ def build_mano_arrays(side: str = 'right') -> dict:
         d['J'] = d['J'] * flip
         d['f'] = d['f'][:, [0, 2, 1]].copy()
         d['shapedirs'][:, 0, :] *= -1
-        d['hands_mean'] = mirror_hand_pose(d['hands_mean'])
-        d['hands_components'] = mirror_hand_pose(d['hands_components'])
+        d['hands_mean'] = mirror_pose(d['hands_mean'])
+        d['hands_components'] = mirror_pose(d['hands_components'])
         d['hands_coeffs'] = d['hands_coeffs']   # coordinates are unchanged: the mirrored basis spans mirrored poses
     return d
-
-def write_mano_files(out_dir) -> Path:
-    "Write MANO_RIGHT.pkl and MANO_LEFT.pkl (pickle protocol 2, byte-identical on every call) into `out_dir`"
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    for side in ('right', 'left'):
-        arrays = build_mano_arrays(side)
-        (out_dir / f'MANO_{side.upper()}.pkl').write_bytes(pickle.dumps(arrays, protocol=2))
-    return out_dir
-
-# %% ../nbs/01_handmodel.ipynb #af8294d8
-def draw_mesh(ax, vertices, faces, joints=None, parents=PARENTS, light=(0.3, 0.5, 0.8), color=(0.85, 0.72, 0.62)):
-    "Draw a shaded triangle mesh (and optionally a skeleton) on a matplotlib 3D axis"
-    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
-    tri = vertices[faces]
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
-    light = np.asarray(light) / np.linalg.norm(light)
-    shade = 0.35 + 0.65 * np.abs(n @ light)
-    ax.add_collection3d(Poly3DCollection(tri, facecolors=np.clip(np.outer(shade, color), 0, 1), edgecolor=(0, 0, 0, 0.15),
-                                         linewidths=0.2))
-    if joints is not None:
-        for j, p in enumerate(parents):
-            if p >= 0: ax.plot(*np.stack([joints[p], joints[j]]).T, color='tab:red', lw=2, zorder=10)
-        ax.scatter(*joints.T, color='tab:red', s=8, zorder=11)
-    lo, hi = vertices.min(0), vertices.max(0)
-    c, r = (lo + hi) / 2, (hi - lo).max() / 2
-    ax.set_xlim(c[0] - r, c[0] + r); ax.set_ylim(c[1] - r, c[1] + r); ax.set_zlim(c[2] - r, c[2] + r)
-    ax.set_box_aspect((1, 1, 1)); ax.set_axis_off()
-    return ax

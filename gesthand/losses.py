@@ -10,13 +10,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .mano import IH_PARENTS, IH_ROOT
+from .geometry import root_relative
+from .skeleton import IH_BONES, IH_FINGER_CHAINS, IH_INDEX_MCP, IH_PINKY_MCP, IH_ROOT
 
 # %% auto #0
-__all__ = ['LOSS_TERMS', 'BONE_CHILDREN', 'BONE_PARENTS', 'FINGER_CHAINS', 'INDEX_MCP', 'PINKY_MCP', 'BATCH_KEYS', 'LossConfig',
-           'masked_mean', 'check_finite', 'root_relative', 'rooted_validity', 'parameter_loss', 'joints_3d_loss',
-           'joints_2d_loss', 'bone_vectors', 'bone_validity', 'bone_length_loss', 'bone_direction_loss',
-           'finger_flexion', 'joint_limit_loss', 'crop_size', 'layered_loss']
+__all__ = ['LOSS_TERMS', 'BATCH_KEYS', 'LossConfig', 'masked_mean', 'check_finite', 'rooted_validity', 'parameter_loss',
+           'joints_3d_loss', 'joints_2d_loss', 'bone_vectors', 'bone_validity', 'bone_length_loss',
+           'bone_direction_loss', 'finger_flexion', 'joint_limit_loss', 'crop_size', 'layered_loss',
+           'eanet_loss_config']
 
 # %% ../nbs/09_losses.ipynb #9029dabc
 @dataclass
@@ -51,10 +52,6 @@ def check_finite(batch: dict, keys) -> None:
             raise ValueError(f'batch[{key!r}] contains NaN or inf; fix the data, the loss would be poisoned')
 
 # %% ../nbs/09_losses.ipynb #8b7df62c
-def root_relative(joints: torch.Tensor) -> torch.Tensor:
-    "Joints (B,21,3) minus their wrist"
-    return joints - joints[:, IH_ROOT:IH_ROOT + 1]
-
 def rooted_validity(joints_valid: torch.Tensor) -> torch.Tensor:
     "Validity (B,21) of root-relative joints: the joint and the wrist"
     return joints_valid * joints_valid[:, IH_ROOT:IH_ROOT + 1]
@@ -73,16 +70,15 @@ def joints_2d_loss(pred_px: torch.Tensor, target_px: torch.Tensor, joints_valid:
     return masked_mean((pred_px - target_px).abs() / image_size, joints_valid[..., None])
 
 # %% ../nbs/09_losses.ipynb #77cc9bb7
-BONE_CHILDREN = tuple(j for j, parent in enumerate(IH_PARENTS) if parent >= 0)
-BONE_PARENTS = tuple(IH_PARENTS[j] for j in BONE_CHILDREN)
+_BONE_PARENTS, _BONE_CHILDREN = (list(ends) for ends in zip(*IH_BONES))
 
 def bone_vectors(joints: torch.Tensor) -> torch.Tensor:
     "The 20 bones (B,20,3), child minus parent"
-    return joints[:, list(BONE_CHILDREN)] - joints[:, list(BONE_PARENTS)]
+    return joints[:, _BONE_CHILDREN] - joints[:, _BONE_PARENTS]
 
 def bone_validity(joints_valid: torch.Tensor) -> torch.Tensor:
     "Validity (B,20) of each bone: both ends valid"
-    return joints_valid[:, list(BONE_CHILDREN)] * joints_valid[:, list(BONE_PARENTS)]
+    return joints_valid[:, _BONE_CHILDREN] * joints_valid[:, _BONE_PARENTS]
 
 def bone_length_loss(pred_mm: torch.Tensor, target_mm: torch.Tensor, joints_valid: torch.Tensor) -> torch.Tensor:
     "L1 in metres between predicted and GT bone lengths, over valid bones"
@@ -95,16 +91,13 @@ def bone_direction_loss(pred_mm: torch.Tensor, target_mm: torch.Tensor, joints_v
     return masked_mean(1 - cos, bone_validity(joints_valid))
 
 # %% ../nbs/09_losses.ipynb #c67aed24
-FINGER_CHAINS = tuple((IH_ROOT, 4 * f + 3, 4 * f + 2, 4 * f + 1, 4 * f) for f in range(5))  # thumb .. pinky, wrist → tip
-INDEX_MCP, PINKY_MCP = 7, 19
-
 def finger_flexion(joints: torch.Tensor) -> torch.Tensor:
     "Bend angles (B,5,3) in radians at joints 1, 2, 3 of thumb .. pinky: signed about the palm axis, thumb unsigned"
-    chains = joints[:, torch.tensor(FINGER_CHAINS)]  # (B,5,5,3)
+    chains = joints[:, torch.tensor(IH_FINGER_CHAINS)]  # (B,5,5,3)
     bones = chains[:, :, 1:] - chains[:, :, :-1]
     into, out = bones[:, :, :-1], bones[:, :, 1:]
     normal, cos_part = torch.cross(into, out, dim=-1), (into * out).sum(-1)
-    lateral = F.normalize(joints[:, INDEX_MCP] - joints[:, PINKY_MCP], dim=-1, eps=1e-9)[:, None, None]
+    lateral = F.normalize(joints[:, IH_INDEX_MCP] - joints[:, IH_PINKY_MCP], dim=-1, eps=1e-9)[:, None, None]
     signed = torch.atan2((normal * lateral).sum(-1), cos_part)
     unsigned = torch.atan2(normal.pow(2).sum(-1).add(1e-12).sqrt(), cos_part)
     return torch.cat([unsigned[:, :1], signed[:, 1:]], 1)
@@ -147,3 +140,10 @@ def layered_loss(pred: dict, batch: dict, config: LossConfig | None = None) -> d
         'joint_limits': joint_limit_loss(pred_3d, config.max_flexion_deg, config.max_hyperextension_deg)}
     terms['total'] = sum(getattr(config, name) * value for name, value in terms.items())
     return terms
+
+# %% ../nbs/09_losses.ipynb #8d5bfe48
+def eanet_loss_config(**overrides) -> LossConfig:
+    "`LossConfig` with EANet's L1 weights on our terms (θ 1, β 1, 3D joints 10, 2D joints 1) and no structural terms"
+    weights = dict(pose=1., shape=1., joints_3d=10., joints_2d=1., token_joints_2d=1.,
+                   bone_length=0., bone_direction=0., joint_limits=0.)
+    return LossConfig(**{**weights, **overrides})

@@ -4,19 +4,21 @@
 
 # %% ../nbs/02_mano.ipynb #7fa1527a
 from __future__ import annotations
-import importlib, os, pickle, sys, tempfile, types
+import importlib, os, pickle, tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from .files import atomic_write
+from .geometry import rotate_axis_angle
+from .skeleton import IH_FROM_MANO, TIP_VERTEX_IDS
+
 # %% auto #0
-__all__ = ['MANO_ENV', 'CACHE_ENV', 'SIDES', 'MANO_SHAPES', 'TIP_VERTICES', 'IH_FROM_MANO', 'IH_JOINT_NAMES', 'IH_PARENTS',
-           'IH_ROOT', 'IH_MIDDLE_MCP', 'cache_dir', 'mano_filename', 'synthetic_mano_dir', 'mano_dir',
+__all__ = ['MANO_ENV', 'CACHE_ENV', 'SIDES', 'MANO_SHAPES', 'cache_dir', 'mano_filename', 'synthetic_mano_dir', 'mano_dir',
            'UnsafePickleError', 'validate_mano_arrays', 'read_mano_pickle', 'convert_mano_pickles', 'load_mano_arrays',
-           'load_mano_layer', 'ih_joints', 'ManoHand', 'mirror_pose', 'rest_root_joint', 'rotate_axis_angle',
-           'params_world_to_camera', 'camera_extrinsics']
+           'load_mano_layer', 'ih_joints', 'ManoHand', 'rest_root_joint', 'params_world_to_camera', 'camera_extrinsics']
 
 # %% ../nbs/02_mano.ipynb #5173ada0
 MANO_ENV = 'GESTHAND_MANO_DIR'
@@ -35,7 +37,7 @@ def mano_filename(side: str) -> str:
 # %% ../nbs/02_mano.ipynb #6a7c8205
 def synthetic_mano_dir() -> Path:
     "Folder with our procedural MANO-format hand, generated on first use"
-    from gesthand.handmodel import write_mano_files
+    from gesthand.handfiles import write_mano_files
     target = cache_dir() / 'mano-synthetic'
     if all((target / mano_filename(s)).exists() for s in SIDES): return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -150,10 +152,7 @@ def convert_mano_pickles(sources, out_dir: str | os.PathLike) -> list[Path]:
     if len(set(targets)) < len(targets): raise ValueError(f'two inputs share a file name, so one copy would overwrite the other: {[str(s) for s in sources]}')
     arrays = [read_mano_pickle(s) for s in sources]
     out_dir.mkdir(parents=True, exist_ok=True)
-    for values, dst in zip(arrays, targets):
-        tmp = dst.with_name(f'.{dst.name}.tmp')
-        tmp.write_bytes(pickle.dumps(values, protocol=2))
-        tmp.replace(dst)
+    for values, dst in zip(arrays, targets): atomic_write(dst, lambda tmp: tmp.write_bytes(pickle.dumps(values, protocol=2)))
     return targets
 
 # %% ../nbs/02_mano.ipynb #fd21de12
@@ -182,15 +181,9 @@ def load_mano_layer(side: str = 'right', path: str | os.PathLike | None = None, 
                           flat_hand_mean=False, batch_size=batch_size)
 
 # %% ../nbs/02_mano.ipynb #86e88e24
-TIP_VERTICES = (745, 317, 444, 556, 673)
-IH_FROM_MANO = (16, 15, 14, 13, 17, 3, 2, 1, 18, 6, 5, 4, 19, 12, 11, 10, 20, 9, 8, 7, 0)
-IH_JOINT_NAMES = tuple(f'{finger}{k}' for finger in ('thumb', 'index', 'middle', 'ring', 'pinky') for k in (4, 3, 2, 1)) + ('wrist',)
-IH_PARENTS = tuple(i + 1 if i % 4 != 3 else 20 for i in range(20)) + (-1,)
-IH_ROOT, IH_MIDDLE_MCP = 20, 11
-
 def ih_joints(vertices: torch.Tensor, mano_joints: torch.Tensor) -> torch.Tensor:
     "21 joints in InterHand2.6M order from MANO vertices (B,778,3) and its 16 joints (B,16,3)"
-    return torch.cat([mano_joints, vertices[:, list(TIP_VERTICES)]], 1)[:, list(IH_FROM_MANO)]
+    return torch.cat([mano_joints, vertices[:, list(TIP_VERTEX_IDS)]], 1)[:, list(IH_FROM_MANO)]
 
 # %% ../nbs/02_mano.ipynb #5e197623
 class ManoHand(nn.Module):
@@ -205,22 +198,11 @@ class ManoHand(nn.Module):
         out = self.layer(betas=shape, global_orient=pose[:, :3], hand_pose=pose[:, 3:], transl=trans)
         return {'vertices': out.vertices, 'joints': ih_joints(out.vertices, out.joints)}
 
-# %% ../nbs/02_mano.ipynb #ac82feb9
-def mirror_pose(pose: torch.Tensor | np.ndarray):
-    "Axis-angle pose (..., 3k) of the mirror-image hand: (x, y, z) to (x, -y, -z) per joint"
-    sign = np.tile([1., -1., -1.], pose.shape[-1] // 3)
-    return pose * (torch.as_tensor(sign, dtype=pose.dtype, device=pose.device) if torch.is_tensor(pose) else sign)
-
 # %% ../nbs/02_mano.ipynb #81b1c215
 def rest_root_joint(arrays: dict, shape: np.ndarray) -> np.ndarray:
     "Wrist joint (metres) of the unposed hand with `shape` (..., 10)"
     shaped = arrays['v_template'] + np.einsum('vck,...k->...vc', arrays['shapedirs'], shape)
     return np.einsum('v,...vc->...c', arrays['J_regressor'][0], shaped)
-
-def rotate_axis_angle(rotation: np.ndarray, axis_angle: np.ndarray) -> np.ndarray:
-    "Axis-angle of `rotation` (3×3) applied after the rotation `axis_angle` (3,)"
-    from scipy.spatial.transform import Rotation
-    return (Rotation.from_matrix(rotation) * Rotation.from_rotvec(axis_angle)).as_rotvec()
 
 def params_world_to_camera(pose, shape, trans, R, t, arrays: dict) -> tuple[np.ndarray, np.ndarray]:
     "NeuralAnnot (pose, trans) in the camera X_cam = R X_world + t (metres); shape is unchanged"

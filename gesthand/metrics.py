@@ -9,7 +9,8 @@ from fastcore.basics import patch
 import pandas as pd
 import torch
 from .gestures import class_names, num_classes
-from .mano import IH_JOINT_NAMES, IH_MIDDLE_MCP, IH_ROOT
+from .geometry import root_relative
+from .skeleton import IH_JOINT_NAMES, IH_MIDDLE_MCP, IH_ROOT
 
 # %% auto #0
 __all__ = ['as_points', 'as_mask', 'official_joint_errors', 'mean_per_joint', 'mpjpe_official', 'palm_length', 'intaghand_align',
@@ -31,7 +32,7 @@ def as_mask(valid) -> torch.Tensor:
 def official_joint_errors(pred, gt, valid) -> tuple[torch.Tensor, torch.Tensor]:
     "Wrist-rooted per-joint errors (B,21) and the root-masked validity (B,21) they count under"
     pred, gt, valid = as_points(pred), as_points(gt), as_mask(valid)
-    errors = ((pred - pred[:, IH_ROOT:IH_ROOT + 1]) - (gt - gt[:, IH_ROOT:IH_ROOT + 1])).norm(dim=-1)
+    errors = (root_relative(pred) - root_relative(gt)).norm(dim=-1)
     valid = valid & valid[:, IH_ROOT:IH_ROOT + 1]
     return torch.where(valid, errors, 0.), valid
 

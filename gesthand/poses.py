@@ -6,9 +6,10 @@
 from __future__ import annotations
 import re
 import numpy as np
-from .gestures import STEM_LABELS, class_names, gesture_label
-from .handmodel import (FINGERS, FINGER_JOINTS, TIP_VERTEX_IDS, articulation_to_hand_pose, build_mano_arrays,
-                                mano_forward, mirror_hand_pose, _THUMB_AXES, _axis_angle_to_matrix, _matrix_to_axis_angle)
+from .gestures import STEM_LABELS, gesture_label
+from .geometry import axis_angle_to_matrix, matrix_to_axis_angle, mirror_pose
+from .handmodel import THUMB_AXES, articulation_to_hand_pose, build_mano_arrays, mano_forward
+from .skeleton import FINGERS, MANO_FINGER_JOINTS, TIP_VERTEX_IDS
 
 # %% auto #0
 __all__ = ['FLEX_LIMITS', 'SPREAD_LIMITS', 'THUMB_TWIST_LIMITS', 'STRAIGHT', 'CURLED', 'THUMB_OVER_FIST', 'THUMB_OUT',
@@ -109,8 +110,8 @@ _ORIENT = {
                      'star_trek', 'star_trek_extended_thumb', 'aokay_upright', 'rocker', 'rocker_frontside', 'capisce',
                      'indexpoint', 'one_count', 'index_point', 'two_count', 'three_count', 'four_count',
                      'middlefinger', 'good_luck'], _FINGERS_UP),
-    'rocker_backside': _matrix_to_axis_angle(_axis_angle_to_matrix(np.array([0.0, np.pi * 0.999, 0]))
-                                              @ _axis_angle_to_matrix(_FINGERS_UP)),
+    'rocker_backside': matrix_to_axis_angle(axis_angle_to_matrix(np.array([0.0, np.pi * 0.999, 0]))
+                                              @ axis_angle_to_matrix(_FINGERS_UP)),
     **dict.fromkeys(['thumbup_relaxed', 'thumbup_normal', 'thumbup_rigid'], np.array([-np.pi / 2, 0.0, 0.0])),
 }
 
@@ -161,10 +162,11 @@ def sequence_articulations(seq_name: str, n_frames: int, rng):
         orient_wobble[:, 1] += 0.45 * np.sin(2 * np.pi * cycles * t)     # about the palm normal (y)
         spread = spread + 0.12 * np.sin(2 * np.pi * cycles * t + 0.5)[:, None] * (np.arange(5) != 2)
     flex, spread = clip_to_limits(flex, spread)
-    R0 = _axis_angle_to_matrix(canonical_global_orient(stem))
-    orient = _matrix_to_axis_angle(R0 @ _axis_angle_to_matrix(orient_wobble))
+    R0 = axis_angle_to_matrix(canonical_global_orient(stem))
+    orient = matrix_to_axis_angle(R0 @ axis_angle_to_matrix(orient_wobble))
     return flex, spread, np.repeat(twist0[None], n_frames, 0), orient
 
+# %% ../nbs/03_poses.ipynb #a559616d
 _HANDS_MEAN = {}
 
 def hands_mean(side: str = 'right') -> np.ndarray:
@@ -172,18 +174,19 @@ def hands_mean(side: str = 'right') -> np.ndarray:
     if side not in _HANDS_MEAN: _HANDS_MEAN[side] = build_mano_arrays(side)['hands_mean']
     return _HANDS_MEAN[side].copy()
 
+# %% ../nbs/03_poses.ipynb #e0fc0d3a
 def sequence_hand_poses(seq_name: str, n_frames: int, rng, side: str = 'right', mean=None) -> np.ndarray:
     "MANO poses (n_frames, 48) of a sequence in the NeuralAnnot convention (finger values relative to `side`'s hands_mean)"
     if side not in ('right', 'left'): raise ValueError(f"side must be 'right' or 'left', got {side!r}")
     flex, spread, twist, orient = sequence_articulations(seq_name, n_frames, rng)
     fingers = np.stack([articulation_to_hand_pose(f, s, t) for f, s, t in zip(flex, spread, twist)])
     pose = np.concatenate([orient, fingers], 1)
-    if side == 'left': pose = mirror_hand_pose(pose)
+    if side == 'left': pose = mirror_pose(pose)
     pose[:, 3:] -= hands_mean(side) if mean is None else np.asarray(mean)
     return pose
 
 # %% ../nbs/03_poses.ipynb #067cb83e
-_DISTAL = [FINGER_JOINTS[name][2] for name in FINGERS]
+_DISTAL = [MANO_FINGER_JOINTS[name][2] for name in FINGERS]
 
 def _pad_patches(model):
     "Per digit (thumb..pinky), the rest-pose vertex ids of its distal pad"
@@ -191,7 +194,7 @@ def _pad_patches(model):
     J = model['J_regressor'] @ v
     patches = []
     for d, joint in enumerate(_DISTAL):
-        facing = -_THUMB_AXES[2][2] if d == 0 else np.array([0.0, -1.0, 0.0])   # where the distal joint flexes to
+        facing = -THUMB_AXES[2][2] if d == 0 else np.array([0.0, -1.0, 0.0])   # where the distal joint flexes to
         length = np.linalg.norm(v[TIP_VERTEX_IDS[d]] - J[joint]); axis = (v[TIP_VERTEX_IDS[d]] - J[joint]) / length
         rel = v - J[joint]
         radial = rel - np.outer(rel @ axis, axis)
@@ -216,7 +219,8 @@ def digit_pads(hand_pose, model=None):
 # %% ../nbs/03_poses.ipynb #59ece9e3
 def draw_gesture(ax, stem, model=None, view=(15, -65), articulation=None):
     "Draw the right hand of `stem` (its canonical articulation, or `articulation` = (flex, spread[, twist])) on a 3D axis, fingers up"
-    from gesthand.handmodel import mano_forward, draw_mesh
+    from gesthand.handfiles import draw_mesh
+    from gesthand.handmodel import mano_forward
     model = build_mano_arrays('right') if model is None else model
     v, _ = mano_forward(model, articulation_to_hand_pose(*(articulation or canonical_articulation(stem))))
     shown = np.stack([v[:, 2], v[:, 1], -v[:, 0]], 1)   # fingers up, thumb right, palm toward -y

@@ -14,12 +14,14 @@ import torch
 from fastcore.basics import patch
 from torch import nn
 
-from .data import MIN_BBOX_PX, apply_affine, bgr_to_chw, crop_camera, crop_transform, intrinsics, read_image, square_box
+from .data import MIN_BBOX_PX, bgr_to_chw, crop_camera, crop_transform, read_image, square_box
 from .experiment import MODEL_SECTIONS, ExperimentConfig, experiment_config, project_root, stage2_model
 from .gestures import class_names
-from .mano import IH_JOINT_NAMES, IH_PARENTS, mirror_pose
+from .geometry import apply_affine, intrinsics, mirror_pose, rotate_axis_angle
+from .skeleton import IH_JOINT_NAMES, IH_PARENTS
 from .tokens import weak_perspective
-from .training import Trainer, _state, load_checkpoint, resolve_device, save_atomic
+from .files import load_checkpoint, save_atomic
+from .training import Trainer, resolve_device
 
 # %% auto #0
 __all__ = ['FINGER_COLOURS', 'ONNX_OUTPUTS', 'checkpoint_config', 'save_stage2', 'resolve_checkpoint', 'Predictor', 'load_image',
@@ -48,7 +50,7 @@ def checkpoint_config(checkpoint: dict, path: str | os.PathLike = 'checkpoint') 
 def save_stage2(model: nn.Module, config: ExperimentConfig, path: str | os.PathLike) -> Path:
     "Save the stage-2 `model` of `config` at `path` as `Trainer` saves its `last.pt` (reseeds the global RNGs with `config.seed`)"
     trainer = Trainer(copy.deepcopy(model), None, [], replace(config.stage2, device='cpu'), settings=config.settings(2))
-    return save_atomic(_state(trainer), path)
+    return save_atomic(trainer.checkpoint_state(), path)
 
 # %% ../nbs/14_predict.ipynb #9903c363
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -156,7 +158,7 @@ def image_frame(pred: dict, crop: dict, K: np.ndarray) -> dict:
     back = cv2.invertAffineTransform(crop['affine'])
     pose = mirror_pose(pred['mano_pose']) if mirrored else pred['mano_pose'].copy()
     in_plane = Q * np.array([[-1.0], [1], [1]]) if mirrored else Q  # the rotation the pipeline applied before mirroring
-    pose[:3] = cv2.Rodrigues(in_plane.T @ cv2.Rodrigues(pose[:3])[0])[0][:, 0]
+    pose[:3] = rotate_axis_angle(in_plane.T, pose[:3])
     return {'mano_pose': pose, 'mano_shape': pred['mano_shape'], 'cam': pred['cam'],
             'joints_cam': (pred['joints_cam'] + root) @ Q, 'vertices': (pred['vertices'] + root) @ Q,
             'joints_2d': apply_affine(back, pred['joints_img']), 'vertices_2d': apply_affine(back, pred['vertices_img']),

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 import cv2
 import numpy as np
-from .handmodel import FINGERS, FINGER_JOINTS
-from .mano import TIP_VERTICES
+from .skeleton import FINGERS, MANO_FINGER_JOINTS, TIP_VERTEX_IDS
 
 # %% auto #0
 __all__ = ['MONK_SKIN_TONES', 'BACKGROUND_KINDS', 'SURFACE_CHANNELS', 'concat_meshes', 'sphere_mesh', 'vertex_normals',
@@ -161,6 +160,7 @@ class RenderOutput(NamedTuple):
     depth: np.ndarray  # (H,W) float32 camera-frame z, 0 where empty
     face_id: np.ndarray  # (H,W) int32, -1 where empty
 
+# %% ../nbs/04_render.ipynb #dd695ff2
 _SRGB_TO_LINEAR = ((np.arange(256) / 255) ** 2.2).astype(np.float32)
 
 def _paint_skin_details(rgb, pixels, seen_faces, corners, bary, skin, highlight, light_color):
@@ -353,7 +353,7 @@ def camera_effects(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 SURFACE_CHANNELS = ('palmar', 'thumb', 'digit_s', 'nail_x', 'nail_y', 'nail_h', 'palm_u', 'palm_v',
                     'rest_x', 'rest_y', 'rest_z', 'hand')
 _CH = {name: k for k, name in enumerate(SURFACE_CHANNELS)}
-_DIGIT_JOINTS = tuple(FINGER_JOINTS[finger] for finger in FINGERS)  # MANO joints of each digit, in TIP_VERTICES order
+_DIGIT_JOINTS = tuple(MANO_FINGER_JOINTS[finger] for finger in FINGERS)  # MANO joints of each digit, in TIP_VERTEX_IDS order
 _NO_NAIL = 9.0  # nail coordinates of vertices off the digits: far outside every nail
 
 def _unit(v): return v / np.linalg.norm(v, axis=-1, keepdims=True)
@@ -367,7 +367,7 @@ def _mean_pose_tip_motion(arrays, joints, tip, joint_ids):
     mean_pose = np.asarray(arrays['hands_mean'], np.float64).reshape(15, 3)  # joints 1..15, rest-frame axis-angles
     return sum(np.cross(mean_pose[j - 1], tip - joints[j]) for j in joint_ids)
 
-def palm_frame(arrays, tip_vertices=TIP_VERTICES):
+def palm_frame(arrays, tip_vertices=TIP_VERTEX_IDS):
     "Rest-pose unit vectors of a MANO hand: palm normal (out of the palm), the fingers' direction, thumb pad normal."
     v = np.asarray(arrays['v_template'], np.float64)
     joints = np.asarray(arrays['J_regressor'] @ v)
@@ -400,7 +400,7 @@ def _skeleton_segments(joints, tips):
             s_start.append(4 - k)
     return np.array(starts), np.array(ends), np.array(digit), np.array(on_digit), np.array(s_start, np.float64)
 
-def hand_surface(arrays, tip_vertices=TIP_VERTICES) -> np.ndarray:
+def hand_surface(arrays, tip_vertices=TIP_VERTEX_IDS) -> np.ndarray:
     "Per-vertex surface coordinates (V, len(SURFACE_CHANNELS)) float32 of a MANO hand, from its rest pose."
     v = np.asarray(arrays['v_template'], np.float64)
     faces = np.asarray(arrays['f'], np.int64)

@@ -11,15 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mano import ManoHand, IH_FROM_MANO, IH_ROOT
-from .training import load_checkpoint
+from .encoder import load_stage1_encoder
+from .geometry import IDENTITY_6D, rot6d_to_axis_angle
+from .mano import ManoHand
+from .skeleton import IH_FROM_MANO, IH_ROOT, NUM_JOINTS
 
 # %% auto #0
-__all__ = ['INJECTIONS', 'GESTURE_SOURCES', 'IDENTITY_6D', 'FINGER_TOKENS', 'CAMERA_SCALE_INIT', 'NUM_JOINTS', 'ORACLE_LOGIT',
-           'TokenConfig', 'cell_centres', 'soft_argmax_2d', 'pixels_to_grid', 'sample_at_points', 'CrossFromScalars',
-           'rot6d_to_matrix', 'matrix_to_quaternion', 'quaternion_to_axis_angle', 'rot6d_to_axis_angle',
-           'weak_perspective', 'mano_prediction', 'GestureTokenTransformer', 'stage1_state_dict', 'model_images',
-           'label_logits']
+__all__ = ['INJECTIONS', 'GESTURE_SOURCES', 'FINGER_TOKENS', 'CAMERA_SCALE_INIT', 'ORACLE_LOGIT', 'TokenConfig', 'cell_centres',
+           'soft_argmax_2d', 'pixels_to_grid', 'sample_at_points', 'CrossFromScalars', 'weak_perspective',
+           'mano_prediction', 'near_zero_linear', 'GestureTokenTransformer', 'model_images', 'label_logits']
 
 # %% ../nbs/08_tokens.ipynb #117feae0
 INJECTIONS = ('tokens', 'cross_attention', 'none')
@@ -84,46 +84,6 @@ class CrossFromScalars(nn.Module):
         delta, _ = self.attn(self.norm_q(tokens), keys, keys, need_weights=False)
         return self.norm_out(tokens + torch.sigmoid(self.gate) * self.ffn(delta))
 
-# %% ../nbs/08_tokens.ipynb #fb76a0a8
-IDENTITY_6D = (1., 0., 0., 0., 1., 0.)
-
-def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
-    "Rotation matrices (...,3,3) from 6D (...,6): the first two columns, orthonormalised by Gram–Schmidt"
-    a1, a2 = x[..., :3], x[..., 3:]
-    b1 = F.normalize(a1, dim=-1)
-    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
-    return torch.stack([b1, b2, torch.cross(b1, b2, dim=-1)], -1)
-
-def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
-    "Unit quaternions (w, x, y, z) with w ≥ 0 from rotation matrices (...,3,3)"
-    m00, m11, m22 = R[..., 0, 0], R[..., 1, 1], R[..., 2, 2]
-    # 4|q_i|² from the diagonal; build q from the largest one to stay well conditioned
-    sq = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
-    q_abs = torch.sqrt(sq.clamp_min(1e-12))
-    d21, d02, d10 = R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]
-    s21, s02, s10 = R[..., 2, 1] + R[..., 1, 2], R[..., 0, 2] + R[..., 2, 0], R[..., 1, 0] + R[..., 0, 1]
-    candidates = torch.stack([
-        torch.stack([sq[..., 0], d21, d02, d10], -1),
-        torch.stack([d21, sq[..., 1], s10, s02], -1),
-        torch.stack([d02, s10, sq[..., 2], s21], -1),
-        torch.stack([d10, s02, s21, sq[..., 3]], -1)], -2) / (2 * q_abs[..., None])
-    best = q_abs.argmax(-1)[..., None, None].expand(*R.shape[:-2], 1, 4)
-    q = candidates.gather(-2, best).squeeze(-2)
-    return F.normalize(torch.where(q[..., :1] < 0, -q, q), dim=-1)
-
-def quaternion_to_axis_angle(q: torch.Tensor) -> torch.Tensor:
-    "Axis-angle (...,3) from unit quaternions (w, x, y, z) with w ≥ 0"
-    vec = q[..., 1:]
-    sin_half = vec.pow(2).sum(-1, keepdim=True).add(1e-20).sqrt()
-    angle = 2 * torch.atan2(sin_half, q[..., :1])
-    small = angle.abs() < 1e-3
-    safe_sin = torch.where(small, torch.ones_like(sin_half), sin_half)
-    return vec * torch.where(small, 2 + angle.pow(2) / 12, angle / safe_sin)
-
-def rot6d_to_axis_angle(x: torch.Tensor) -> torch.Tensor:
-    "Axis-angle (...,3) from 6D rotations (...,6)"
-    return quaternion_to_axis_angle(matrix_to_quaternion(rot6d_to_matrix(x)))
-
 # %% ../nbs/08_tokens.ipynb #1ec2b040
 FINGER_TOKENS = tuple(IH_FROM_MANO.index(m) for m in range(1, 16))
 
@@ -145,15 +105,14 @@ def mano_prediction(mano: nn.Module, pose: torch.Tensor, shape: torch.Tensor, ca
             'joints_img': weak_perspective(joints, cam, image_size)}
 
 # %% ../nbs/08_tokens.ipynb #ffedfa1e
-NUM_JOINTS = 21
-
-def _near_zero_linear(in_features: int, out_features: int, bias: torch.Tensor | float = 0.) -> nn.Linear:
+def near_zero_linear(in_features: int, out_features: int, bias: torch.Tensor | float = 0.) -> nn.Linear:
     "Linear layer with tiny weights and a given bias, so its initial output is about `bias`"
     layer = nn.Linear(in_features, out_features)
     nn.init.normal_(layer.weight, std=1e-3)
     with torch.no_grad(): layer.bias.copy_(torch.as_tensor(bias).expand(out_features))
     return layer
 
+# %% ../nbs/08_tokens.ipynb #ad8e0600
 class GestureTokenTransformer(nn.Module):
     "Stage 2: encoder features → 21 joint tokens (+ global, + gesture) → Transformer → MANO θ, β, camera"
     def __init__(self, encoder: nn.Module, config: TokenConfig | None = None, mano: nn.Module | None = None):
@@ -181,9 +140,9 @@ class GestureTokenTransformer(nn.Module):
         identity = torch.tensor(IDENTITY_6D)
         self.finger_weight = nn.Parameter(torch.randn(len(FINGER_TOKENS), D, 6) * 1e-3)  # one 6D head per joint
         self.finger_bias = nn.Parameter(identity.repeat(len(FINGER_TOKENS), 1))
-        self.root_head = _near_zero_linear(D, 6, identity)
-        self.shape_head = _near_zero_linear(D, 10)
-        self.cam_head = _near_zero_linear(D, 3)
+        self.root_head = near_zero_linear(D, 6, identity)
+        self.shape_head = near_zero_linear(D, 10)
+        self.cam_head = near_zero_linear(D, 3)
         if cfg.freeze_encoder: self.encoder.requires_grad_(False)
 
     def train(self, mode: bool = True):
@@ -236,25 +195,9 @@ class GestureTokenTransformer(nn.Module):
                 **mano_prediction(self.mano, pose, shape, cam, S)}
 
     def load_stage1(self, path: str | Path) -> 'GestureTokenTransformer':
-        "Load a stage-1 `GestureEncoder` checkpoint (a state dict, or a dict holding one) into `.encoder`, strictly"
-        state = stage1_state_dict(load_checkpoint(path))  # torch.load(weights_only=True): no code from the file runs
-        try: result = self.encoder.load_state_dict(state, strict=False)
-        except RuntimeError as e: raise ValueError(f'stage-1 checkpoint {path} does not fit the encoder: {e}') from None
-        missing, unexpected = result.missing_keys, result.unexpected_keys
-        if missing or unexpected:
-            raise ValueError(f'stage-1 checkpoint {path} does not fit the encoder: {len(missing)} missing keys '
-                             f'{missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}')
+        "Load a stage-1 `GestureEncoder` checkpoint into `.encoder` (`load_stage1_encoder`)"
+        load_stage1_encoder(self.encoder, path)
         return self
-
-# %% ../nbs/08_tokens.ipynb #9728d260
-def stage1_state_dict(checkpoint: dict) -> dict:
-    "The encoder state dict inside a stage-1 or stage-2 checkpoint"
-    for key in ('encoder', 'model', 'state_dict'):
-        if isinstance(checkpoint.get(key), dict): checkpoint = checkpoint[key]; break
-    if not all(torch.is_tensor(v) for v in checkpoint.values()):
-        raise ValueError(f'not a state dict: found non-tensor entries {[k for k, v in checkpoint.items() if not torch.is_tensor(v)][:5]}')
-    prefixed = {k[len('encoder.'):]: v for k, v in checkpoint.items() if k.startswith('encoder.')}
-    return prefixed or checkpoint
 
 # %% ../nbs/08_tokens.ipynb #a5e1c0d2
 ORACLE_LOGIT = 10.0  # softmax(10·one-hot) over 35 classes puts 99.8 % on the label

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_training.ipynb #89ad55c1
 from __future__ import annotations
-import csv, json, math, os, random, time
+import csv, os, random, time
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
@@ -14,17 +14,18 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
+from fastcore.basics import patch
 from tqdm import tqdm
 
+from .files import atomic_write, load_checkpoint, save_atomic
 from .metrics import is_distributed, rank_shard
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'LossFn', 'SAMPLE_ID_KEYS', 'RESUME_FREE', 'BF16_PEAK_FLOPS', 'TrainConfig', 'resolve_device',
            'autocast_dtype', 'numpy_rng_state', 'set_numpy_rng_state', 'seed_everything', 'seed_worker',
            'distributed_setup', 'main_process_first', 'weight_fingerprint', 'ranks_weight_spread', 'broadcast_buffers',
-           'save_atomic', 'load_checkpoint', 'plain', 'peak_memory_gb', 'to_device', 'Trainer', 'describe_batch',
-           'config_differences', 'train_step_flops', 'bf16_peak_flops', 'model_flops_utilisation', 'ratio_table',
-           'side_by_side_table']
+           'plain', 'peak_memory_gb', 'to_device', 'Trainer', 'describe_batch', 'config_differences',
+           'train_step_flops', 'bf16_peak_flops', 'model_flops_utilisation', 'ratio_table', 'side_by_side_table']
 
 # %% ../nbs/11_training.ipynb #9f08bbbf
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
@@ -132,23 +133,6 @@ def broadcast_buffers(model: nn.Module) -> None:
         for buffer in model.buffers(): torch.distributed.broadcast(buffer, 0)
 
 # %% ../nbs/11_training.ipynb #05c77874
-def save_atomic(obj, path: str | os.PathLike) -> Path:
-    "torch.save `obj` to `path` via a temporary file and a rename, so `path` is always complete"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
-
-def load_checkpoint(path: str | os.PathLike, map_location='cpu') -> dict:
-    "Load a checkpoint written by `save_atomic`, with an error that names the file"
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f'checkpoint not found: {path}')
-    try: return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e: raise RuntimeError(f'could not read checkpoint {path} (a file written by gesthand holds only '
-                                              f'tensors and plain types): {e}') from e
-
 def plain(value):
     "`value` with numpy scalars and arrays turned into Python numbers and tensors, tuples into lists: checkpoint-safe"
     if isinstance(value, dict): return {str(k): plain(v) for k, v in value.items()}
@@ -240,16 +224,20 @@ def describe_batch(batch: dict) -> str:
     if bad: text += '; non-finite inputs: ' + ', '.join(f'{name(i)} ({", ".join(keys)})' for i, keys in sorted(bad.items()))
     return text
 
+# %% ../nbs/11_training.ipynb #205d7a24
 @torch.no_grad()
 def _mean_terms(sums: dict, count: int) -> dict:
     return {k: float(v) / max(count, 1) for k, v in sums.items()}
 
-def _train_epoch(self: Trainer, epoch: int) -> dict:
+@patch
+def train_epoch(self: Trainer, epoch: int) -> dict:
+    "One pass over the training data (or `max_steps_per_epoch` steps): mean loss terms, images/s and peak memory"
     self.net.train()
     sums, count = {}, 0
     loader = self.loader(self.train_data, epoch, train=True)
     steps = len(loader) if self.config.max_steps_per_epoch is None else min(len(loader), self.config.max_steps_per_epoch)
-    bar = tqdm(total=steps, desc=f'epoch {epoch + 1}/{self.config.epochs}', disable=not self.is_main, leave=False)
+    # disabled on other ranks; on the main one tqdm's own TQDM_DISABLE=1 turns it off (the book's executed notebooks)
+    bar = tqdm(total=steps, desc=f'epoch {epoch + 1}/{self.config.epochs}', leave=False, **({} if self.is_main else {'disable': True}))
     start, images = time.perf_counter(), 0
     nonfinite, window = torch.zeros((), dtype=torch.bool, device=self.device), []  # since the last check
     for step, batch in enumerate(loader):
@@ -286,17 +274,18 @@ def _train_epoch(self: Trainer, epoch: int) -> dict:
     speed = {'images_per_s': images / (time.perf_counter() - start), 'peak_memory_gb': peak_memory_gb(self.device)}
     return {**{f'train/{k}': v for k, v in _mean_terms(sums, count).items()}, **speed}
 
-Trainer.train_epoch = _train_epoch
-
 # %% ../nbs/11_training.ipynb #2f930fa8
 RESUME_FREE = ('out_dir', 'resume', 'epochs')  # where a run lives and when it stops; the rest must match to resume
 
-def _state(self: Trainer) -> dict:
+@patch
+def checkpoint_state(self: Trainer) -> dict:
+    "Everything `fit` needs to continue this run: weights, optimiser, scheduler, epoch, history, config and RNG states"
     return {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
             'scheduler': self.scheduler.state_dict(), 'epoch': self.epoch, 'history': self.history,
             'config': plain(asdict(self.config)), 'settings': self.settings, 'torch_rng': torch.get_rng_state(),
             'numpy_rng': numpy_rng_state(), 'python_rng': random.getstate()}
 
+# %% ../nbs/11_training.ipynb #1bf2178b
 def _flat(record: dict, prefix: str = '') -> dict:
     return {k: v for key, value in record.items()
             for k, v in (_flat(value, f'{prefix}{key}.') if isinstance(value, dict) else {f'{prefix}{key}': value}).items()}
@@ -308,7 +297,9 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     return [f'{key}: {saved.get(key, "(absent)")!r} -> {current.get(key, "(absent)")!r}'
             for key in sorted(saved.keys() | current.keys()) if saved.get(key, missing) != current.get(key, missing)]
 
-def _check_resumable(self: Trainer, state: dict, checkpoint: Path) -> None:
+# %% ../nbs/11_training.ipynb #ec451d4a
+@patch
+def check_resumable(self: Trainer, state: dict, checkpoint: Path) -> None:
     "Refuse to resume a checkpoint written by a run with another configuration, naming the fields that differ"
     def run_record(config: dict, settings: dict) -> dict:
         return {'train': {k: v for k, v in config.items() if k not in RESUME_FREE}, 'settings': settings}
@@ -321,26 +312,34 @@ def _check_resumable(self: Trainer, state: dict, checkpoint: Path) -> None:
                          f'runs. Fields that differ (checkpoint -> now): {"; ".join(differences)}. To start fresh, delete '
                          f'{self.out_dir} or train with resume=False (which overwrites it), or give this run another out_dir.')
 
-def _restore(self: Trainer, state: dict) -> None:
+# %% ../nbs/11_training.ipynb #a2ff0448
+@patch
+def restore(self: Trainer, state: dict) -> None:
+    "Put this trainer back where the run of `state` (a `checkpoint_state`) stopped"
     self.model.load_state_dict(state['model']); self.optimizer.load_state_dict(state['optimizer'])
     self.scheduler.load_state_dict(state['scheduler'])
     self.epoch, self.history = state['epoch'], state['history']
     torch.set_rng_state(state['torch_rng']); set_numpy_rng_state(state['numpy_rng']); random.setstate(state['python_rng'])
 
-def _write_metrics(self: Trainer) -> None:
+# %% ../nbs/11_training.ipynb #40167b30
+@patch
+def write_metrics(self: Trainer) -> None:
+    "`out_dir/metrics.csv`: one row per finished epoch"
     keys = sorted({k for record in self.history for k in record}, key=lambda k: (k != 'epoch', k))
-    tmp = self.out_dir / '.metrics.csv.tmp'
-    with open(tmp, 'w', newline='') as f:
-        writer = csv.DictWriter(f, keys); writer.writeheader(); writer.writerows(self.history)
-    os.replace(tmp, self.out_dir / 'metrics.csv')
+    def write(tmp: Path):
+        with open(tmp, 'w', newline='') as f:
+            writer = csv.DictWriter(f, keys); writer.writeheader(); writer.writerows(self.history)
+    atomic_write(self.out_dir / 'metrics.csv', write)
 
-def _fit(self: Trainer) -> list[dict]:
+# %% ../nbs/11_training.ipynb #0efa73f2
+@patch
+def fit(self: Trainer) -> list[dict]:
     "Train until `config.epochs`, resuming from `out_dir/last.pt` when it exists"
     checkpoint = self.out_dir / 'last.pt'
     if self.config.resume and checkpoint.exists():
         state = load_checkpoint(checkpoint)
-        _check_resumable(self, state, checkpoint)
-        _restore(self, state)
+        self.check_resumable(state, checkpoint)
+        self.restore(state)
         if self.is_main: print(f'resumed from {checkpoint} after epoch {self.epoch}')
     while self.epoch < self.config.epochs:
         start = time.perf_counter()
@@ -357,12 +356,10 @@ def _fit(self: Trainer) -> list[dict]:
         self.history.append(plain(record))
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            _write_metrics(self)
-            save_atomic(_state(self), checkpoint)
+            self.write_metrics()
+            save_atomic(self.checkpoint_state(), checkpoint)
         if self.world_size > 1: torch.distributed.barrier()  # no rank starts the next epoch or reads the checkpoint before it is written
     return self.history
-
-Trainer.fit = _fit
 
 # %% ../nbs/11_training.ipynb #ba9d7e6e
 # dense (not sparse) bf16 tensor-core peaks, FLOP/s; the first name contained in torch.cuda.get_device_name counts

@@ -11,7 +11,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from gesthand.mano import TIP_VERTICES, load_mano_arrays
+from gesthand.mano import load_mano_arrays
+from gesthand.skeleton import TIP_VERTEX_IDS
 from gesthand.render import (MONK_SKIN_TONES, Lighting, hand_surface, random_appearance, render, rest_hand_view,
                              skin_shading)
 
@@ -54,7 +55,7 @@ def test_nails_near_every_tip_on_the_back_only(hand, tone):
     bare = replace(appearance, nail_rgb=appearance.dorsal_rgb, nail_edge_rgb=appearance.dorsal_rgb, nail_gloss=1.0)
     with_nails, without = render_views(arrays, surface, appearance), render_views(arrays, surface, bare)
     palm_nails, back_nails = (np.any(a.image != b.image, axis=2) for a, b in zip(with_nails, without))
-    tips = rest_hand_view(arrays, palm_to_camera=False)[list(TIP_VERTICES)]
+    tips = rest_hand_view(arrays, palm_to_camera=False)[list(TIP_VERTEX_IDS)]
     tips_px = tips[:, :2] / tips[:, 2:] * FOCAL + PRINCPT
     ys, xs = np.nonzero(back_nails)
     near = [int((np.hypot(xs - x, ys - y) < NEAR_TIP_PX).sum()) for x, y in tips_px]

@@ -7,7 +7,8 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from gesthand.crops import CropDataset, pack_crops, shard_dataset, write_shards
-from gesthand.data import DataConfig, InterHandDataset, project_points
+from gesthand.data import DataConfig, InterHandDataset
+from gesthand.geometry import project_points
 
 
 @pytest.fixture(scope='module')

@@ -30,13 +30,14 @@ def test_rotation_matrix_to_angle_axis_inverts_rodrigues(harness):
 
 
 def test_ih26m_regressor_is_mano_joints_and_tips_in_interhand_order(harness):
-    from gesthand.mano import IH_FROM_MANO, IH_ROOT, TIP_VERTICES, load_mano_arrays, mano_dir
+    from gesthand.mano import load_mano_arrays, mano_dir
+    from gesthand.skeleton import IH_FROM_MANO, IH_ROOT, TIP_VERTEX_IDS
     regressor = harness.ih26m_regressor(mano_dir())
     assert regressor.shape == (21, 778)
     np.testing.assert_allclose(regressor.sum(1), 1, atol=1e-5)  # each joint is an affine mix of vertices
     np.testing.assert_allclose(regressor[IH_ROOT], load_mano_arrays('right', mano_dir())['J_regressor'][0], atol=1e-7)
     tips = [i for i, m in enumerate(IH_FROM_MANO) if m >= 16]
-    assert [int(np.argmax(regressor[i])) for i in tips] == [TIP_VERTICES[IH_FROM_MANO[i] - 16] for i in tips]
+    assert [int(np.argmax(regressor[i])) for i in tips] == [TIP_VERTEX_IDS[IH_FROM_MANO[i] - 16] for i in tips]
 
 
 def test_eanet_workdir_points_a_copy_at_our_world(harness, tiny_root, tmp_path):

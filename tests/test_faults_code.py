@@ -19,7 +19,8 @@ from torch.utils.data import Dataset
 from gesthand.cli import main
 from gesthand.experiment import EXPERIMENTS, experiment_config, train_stage2
 from gesthand.mano import MANO_ENV, ManoHand, UnsafePickleError, mano_dir, read_mano_pickle, synthetic_mano_dir
-from gesthand.training import TrainConfig, Trainer, load_checkpoint
+from gesthand.files import load_checkpoint
+from gesthand.training import TrainConfig, Trainer
 
 GESTHAND = str(Path(sys.executable).parent / 'gesthand')  # the console script installed with the package
 NBS = Path(__file__).parents[1] / 'nbs'

@@ -1,6 +1,6 @@
 """The data faults of the trust issue, one per test: each injects a fault into a copy of a tiny generated dataset and
 checks that the fault is named (file, key, record) or counted (once, by reason), that no annotation is served twice
-and that no NaN reaches a sample. The table in the Data chapter (nbs/06_data.ipynb) lists every row."""
+and that no NaN reaches a sample. The table in the Data chapter (nbs/05_data.ipynb) lists every row."""
 import json
 import logging
 import shutil
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from gesthand.data import (HAND_TYPES, WRIST, AnnotationError, DataConfig, ImageDecodeError, InterHandDataset,
-                           annotation_file, read_image)
+from gesthand.data import (HAND_TYPES, AnnotationError, DataConfig, ImageDecodeError, InterHandDataset, annotation_file, read_image)
+from gesthand.skeleton import IH_ROOT
 
 SPLIT = 'test'
 ALL = DataConfig(hand_types=HAND_TYPES)  # interacting records too: more records to break
@@ -113,7 +113,7 @@ def test_non_finite_coordinates_are_counted_and_never_reach_a_sample(root, clean
     capture, frame = str(images[0]['capture']), str(images[0]['frame_idx'])
     in_frame = sum(str(i['capture']) == capture and str(i['frame_idx']) == frame for i in images)
     def nan_wrists(j):
-        for wrist in (WRIST, WRIST + 21): j[capture][frame]['world_coord'][wrist] = [float('nan')] * 3
+        for wrist in (IH_ROOT, IH_ROOT + 21): j[capture][frame]['world_coord'][wrist] = [float('nan')] * 3
     edit(root, 'joint_3d', nan_wrists)
     victim = next(int(a) for a, i in zip(ds.records['annot_id'], images) if str(i['frame_idx']) != frame)
     edit(root, 'data', lambda d: annotation(d, victim)['bbox'].__setitem__(0, float('inf')))
@@ -135,7 +135,7 @@ def test_hands_behind_the_camera_are_counted(root, clean):
 def test_hands_without_a_valid_wrist_are_counted(root, clean):
     ds, _ = clean
     victim, left = int(ds.records['annot_id'][0]), bool(ds.records['is_left'][0])
-    edit(root, 'data', lambda d: annotation(d, victim)['joint_valid'].__setitem__(WRIST + 21 * left, [0]))
+    edit(root, 'data', lambda d: annotation(d, victim)['joint_valid'].__setitem__(IH_ROOT + 21 * left, [0]))
     broken = InterHandDataset(root, SPLIT, ALL)
     assert broken.skipped == plus(ds, no_valid_joints=1) and victim not in broken.records['annot_id']
 

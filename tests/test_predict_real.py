@@ -4,9 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gesthand.data import HAND_TYPES, DataConfig, InterHandDataset, project_points
+from gesthand.data import HAND_TYPES, DataConfig, InterHandDataset
+from gesthand.geometry import project_points
 from gesthand.experiment import experiment_config, stage2_model
-from gesthand.mano import IH_ROOT
+from gesthand.skeleton import IH_ROOT
 from gesthand.predict import Predictor, load_image, write_prediction
 from gesthand.training import seed_everything
 

@@ -28,8 +28,10 @@ import torchvision
 
 from gesthand.crops import CropDataset, augment_margin, loader_rate, pack_crops, packed_size
 from gesthand.data import DataConfig, InterHandDataset
-from gesthand.experiment import device_name, experiment_config, git_commit, stage2_model, stage_objective
-from gesthand.mano import IH_FROM_MANO, TIP_VERTICES, load_mano_arrays, mano_dir
+from gesthand.experiment import experiment_config, stage2_model, stage_objective
+from gesthand.results import device_name, git_commit
+from gesthand.mano import load_mano_arrays, mano_dir
+from gesthand.skeleton import IH_FROM_MANO, TIP_VERTEX_IDS
 from gesthand.synth import synthetic_interhand_root
 from gesthand.training import TrainConfig, Trainer, side_by_side_table
 
@@ -40,7 +42,7 @@ README_MARKERS = ('<!-- eanet-side-by-side -->', '<!-- /eanet-side-by-side -->')
 
 def ih26m_regressor(mano_folder: Path) -> np.ndarray:
     "(21, 778) vertices-to-joints regressor in InterHand2.6M joint order: MANO's 16 joints and the 5 tip vertices"
-    rows = np.concatenate([load_mano_arrays('right', mano_folder)['J_regressor'], np.eye(778)[list(TIP_VERTICES)]])
+    rows = np.concatenate([load_mano_arrays('right', mano_folder)['J_regressor'], np.eye(778)[list(TIP_VERTEX_IDS)]])
     return rows[list(IH_FROM_MANO)].astype(np.float32)
 
 
