@@ -25,10 +25,12 @@ def _synth(args) -> None:
     generate(out, config, workers=args.workers, mano_path=args.mano_dir)
     print(f'done: {out}')
 
+# %% ../nbs/99_cli.ipynb #bf23d321
 def _convert_mano(args) -> None:
     from gesthand.mano import convert_mano_pickles
     for path in convert_mano_pickles(args.src, args.out): print(path)
 
+# %% ../nbs/99_cli.ipynb #9c4ec18b
 def _bbox(text: str) -> list[float]:
     "A box `x,y,w,h` of the command line as four numbers"
     try: values = [float(v) for v in text.split(',')]
@@ -36,6 +38,7 @@ def _bbox(text: str) -> list[float]:
     if len(values) != 4: raise argparse.ArgumentTypeError(f'expected x,y,w,h (four numbers), got {text!r}')
     return values
 
+# %% ../nbs/99_cli.ipynb #b506e429
 def _predict(args) -> None:
     from collections import Counter
     from tqdm import tqdm
@@ -50,12 +53,14 @@ def _predict(args) -> None:
         write_prediction(result, load_image(image), args.out, name, str(image))
     print(f'wrote {len(names)} prediction(s) to {args.out}: NAME.json, NAME_overlay.png, NAME.ply')
 
+# %% ../nbs/99_cli.ipynb #eac6d396
 def _override(text: str) -> tuple[str, str]:
     "A config override `KEY=VALUE` of the command line (a dotted field of `ExperimentConfig`)"
     key, equals, value = text.partition('=')
     if not (key and equals): raise argparse.ArgumentTypeError(f'expected KEY=VALUE (e.g. stage2.epochs=1), got {text!r}')
     return key, value
 
+# %% ../nbs/99_cli.ipynb #0e21332b
 def _train(args) -> None:
     import time
     import pandas as pd
@@ -79,10 +84,12 @@ def _train(args) -> None:
         path = write_results(config, metrics, f'stage{args.stage}', time.perf_counter() - start, extra=extra, data=data)
         print(f'{world_size} process(es); test metrics {metrics}; results written to {path}')
 
+# %% ../nbs/99_cli.ipynb #d792abd7
 def _export(args) -> None:
     from gesthand.predict import Predictor, export_onnx
     print(f'wrote {export_onnx(Predictor.from_checkpoint(args.checkpoint, device="cpu"), args.onnx)}')
 
+# %% ../nbs/99_cli.ipynb #9ebb9153
 _CHECKPOINT_HELP = ('a stage-2 checkpoint (runs/<run>/stage2/last.pt), its run folder (runs/<run>) or the results JSON '
                    'of the run (results/<preset>-<name>-stage2-seed<seed>.json, e.g. results/smoke-ours-stage2-seed0.json)')
 

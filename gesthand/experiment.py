@@ -24,14 +24,14 @@ from .losses import LossConfig, eanet_loss_config, layered_loss
 from .metrics import PoseEvaluator, gather_parts, is_distributed, rank_shard, topk_accuracy
 from .mano import ManoHand, cache_dir
 from .skeleton import IH_ROOT
-from .files import atomic_write, load_checkpoint
+from .files import atomic_write, load_checkpoint, project_root
 from .training import (TrainConfig, Trainer, main_process_first, plain, resolve_device, seed_everything,
                                to_device, train_step_flops, autocast_dtype)
 
 # %% auto #0
 __all__ = ['MODELS', 'MODEL_SECTIONS', 'PRESETS', 'EXPERIMENTS', 'MAIN_EXPERIMENTS', 'ORACLE_EXPERIMENTS', 'ABLATIONS',
-           'known_backbone', 'ExperimentConfig', 'project_root', 'experiment_config', 'dataset_root', 'packed_split',
-           'datasets', 'train_transform', 'evaluate_gestures', 'stage_objective', 'train_stage1', 'evaluate_encoder',
+           'known_backbone', 'ExperimentConfig', 'experiment_config', 'dataset_root', 'packed_split', 'datasets',
+           'train_transform', 'evaluate_gestures', 'stage_objective', 'train_stage1', 'evaluate_encoder',
            'stage2_model', 'build_stage2', 'run_evaluator', 'evaluate_pose', 'train_stage2', 'load_stage2',
            'split_loader', 'evaluate_checkpoint', 'training_flops_per_image']
 
@@ -114,12 +114,6 @@ class ExperimentConfig:
 def _schedule(train: TrainConfig) -> dict:
     "The fields of a `TrainConfig` that key a run: all but where it lives, whether it resumes and the device it runs on"
     return plain({k: v for k, v in asdict(train).items() if k not in ('out_dir', 'resume', 'device')})
-
-# %% ../nbs/12_experiment.ipynb #952e04cb
-def project_root(start: str | os.PathLike = '.') -> Path:
-    "The nearest folder at or above `start` holding `settings.ini`, else `start` itself"
-    start = Path(start).resolve()
-    return next((p for p in (start, *start.parents) if (p / 'settings.ini').exists()), start)
 
 # %% ../nbs/12_experiment.ipynb #9f2aabc9
 def _smoke() -> ExperimentConfig:

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 
 # %% auto #0
-__all__ = ['atomic_write', 'save_atomic', 'load_checkpoint']
+__all__ = ['atomic_write', 'save_atomic', 'load_checkpoint', 'project_root', 'shown']
 
 # %% ../nbs/00c_files.ipynb #5eae78fa
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
@@ -39,3 +39,14 @@ def load_checkpoint(path: str | os.PathLike, map_location='cpu') -> dict:
     try: return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e: raise RuntimeError(f'could not read checkpoint {path} (a file written by gesthand holds only '
                                               f'tensors and plain types): {e}') from e
+
+# %% ../nbs/00c_files.ipynb #952e04cb
+def project_root(start: str | os.PathLike = '.') -> Path:
+    "The nearest folder at or above `start` holding `settings.ini`, else `start` itself"
+    start = Path(start).resolve()
+    return next((p for p in (start, *start.parents) if (p / 'settings.ini').exists()), start)
+
+# %% ../nbs/00c_files.ipynb #40d19ec5
+def shown(text) -> str:
+    "`text` (a path, or text holding paths) with the project root's absolute path taken out and the home folder as ~"
+    return str(text).replace(f'{project_root()}{os.sep}', '').replace(str(Path.home()), '~')

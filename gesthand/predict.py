@@ -15,7 +15,8 @@ from fastcore.basics import patch
 from torch import nn
 
 from .data import MIN_BBOX_PX, bgr_to_chw, crop_camera, crop_transform, read_image, square_box
-from .experiment import MODEL_SECTIONS, ExperimentConfig, experiment_config, project_root, stage2_model
+from .experiment import MODEL_SECTIONS, ExperimentConfig, experiment_config, stage2_model
+from .files import project_root
 from .gestures import class_names
 from .geometry import apply_affine, intrinsics, mirror_pose, rotate_axis_angle
 from .skeleton import IH_JOINT_NAMES, IH_PARENTS

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .experiment import ExperimentConfig, project_root
+from .experiment import ExperimentConfig
+from .files import project_root
 from .files import atomic_write
 from .metrics import is_distributed
 from .training import resolve_device

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from .encoder import load_stage1_encoder
@@ -112,7 +113,7 @@ def near_zero_linear(in_features: int, out_features: int, bias: torch.Tensor | f
     with torch.no_grad(): layer.bias.copy_(torch.as_tensor(bias).expand(out_features))
     return layer
 
-# %% ../nbs/08_tokens.ipynb #ad8e0600
+# %% ../nbs/08_tokens.ipynb #5c830b06
 class GestureTokenTransformer(nn.Module):
     "Stage 2: encoder features → 21 joint tokens (+ global, + gesture) → Transformer → MANO θ, β, camera"
     def __init__(self, encoder: nn.Module, config: TokenConfig | None = None, mano: nn.Module | None = None):
@@ -150,54 +151,62 @@ class GestureTokenTransformer(nn.Module):
         if self.config.freeze_encoder: self.encoder.eval()
         return self
 
-    def forward(self, inputs: torch.Tensor | dict) -> dict:
-        "Prediction dict from images (B,3,S,S) or a sample dict holding them (and the labels, for the oracle)"
-        images, S = model_images(inputs), self.config.input_size
-        if tuple(images.shape[-2:]) != (S, S):
-            raise ValueError(f'images are {tuple(images.shape[-2:])}, but TokenConfig.input_size is {S}')
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder):
-            encoded = self.encoder(images)
-        heads = self.encoder.config
-        oracle = self.config.gesture_source == 'labels'
-        return self.regress(encoded, label_logits(inputs, heads.num_coarse, heads.num_fine) if oracle else None)
+# %% ../nbs/08_tokens.ipynb #78bbbb9e
+@patch
+def forward(self: GestureTokenTransformer, inputs: torch.Tensor | dict) -> dict:
+    "Prediction dict from images (B,3,S,S) or a sample dict holding them (and the labels, for the oracle)"
+    images, S = model_images(inputs), self.config.input_size
+    if tuple(images.shape[-2:]) != (S, S):
+        raise ValueError(f'images are {tuple(images.shape[-2:])}, but TokenConfig.input_size is {S}')
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder):
+        encoded = self.encoder(images)
+    heads = self.encoder.config
+    oracle = self.config.gesture_source == 'labels'
+    return self.regress(encoded, label_logits(inputs, heads.num_coarse, heads.num_fine) if oracle else None)
 
-    def tokenize(self, features: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        "21 joint tokens (B,21,D), the global token (B,D) and the token joints (B,21,2) in crop pixels"
-        S = self.config.input_size
-        f4, f5 = self.proj4(features['F4']), self.proj5(features['F5'])
-        joints = soft_argmax_2d(self.heatmap_head(f4), S)
-        where = joints.detach()
-        sampled = torch.cat([sample_at_points(f4, where, S), sample_at_points(f5, where, S)], -1)
-        tokens = self.fuse_scales(sampled) + self.joint_embedding
-        return tokens, self.global_token(f5.mean((2, 3))) + self.global_embedding, joints
+# %% ../nbs/08_tokens.ipynb #1235edd0
+@patch
+def tokenize(self: GestureTokenTransformer, features: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "21 joint tokens (B,21,D), the global token (B,D) and the token joints (B,21,2) in crop pixels"
+    S = self.config.input_size
+    f4, f5 = self.proj4(features['F4']), self.proj5(features['F5'])
+    joints = soft_argmax_2d(self.heatmap_head(f4), S)
+    where = joints.detach()
+    sampled = torch.cat([sample_at_points(f4, where, S), sample_at_points(f5, where, S)], -1)
+    tokens = self.fuse_scales(sampled) + self.joint_embedding
+    return tokens, self.global_token(f5.mean((2, 3))) + self.global_embedding, joints
 
-    def regress(self, encoded: dict, injected: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
-        "Prediction dict from the encoder's output dict; `injected` (coarse, fine) replaces the logits fed to the Transformer"
-        cfg, S = self.config, self.config.input_size
-        tokens, global_token, token_joints = self.tokenize(encoded['features'])
-        coarse, fine = injected or (encoded['coarse_logits'], encoded['fine_logits'])
-        if cfg.detach_logits: coarse, fine = coarse.detach(), fine.detach()
-        extra = [global_token[:, None]]
-        if cfg.injection == 'tokens':
-            extra += [self.coarse_token(coarse.softmax(-1))[:, None], self.fine_token(fine.softmax(-1))[:, None]]
-        elif cfg.injection == 'cross_attention':
-            tokens = self.cross(tokens, torch.cat([coarse, fine], -1))
-        out = self.transformer(torch.cat([tokens, *extra], 1))
-        joint_out, global_out = out[:, :NUM_JOINTS], out[:, NUM_JOINTS]
-        finger6d = torch.einsum('bjd,jde->bje', joint_out[:, list(FINGER_TOKENS)], self.finger_weight) + self.finger_bias
-        rot6d = torch.cat([self.root_head(global_out)[:, None], finger6d], 1)
-        pose = rot6d_to_axis_angle(rot6d).flatten(1)
-        shape = self.shape_head(global_out)
-        raw_cam = self.cam_head(global_out)
-        cam = torch.cat([CAMERA_SCALE_INIT * raw_cam[:, :1].exp(), raw_cam[:, 1:]], -1)
-        return {'coarse_logits': encoded['coarse_logits'], 'fine_logits': encoded['fine_logits'],
-                'feature': encoded['feature'], 'token_joints_img': token_joints,
-                **mano_prediction(self.mano, pose, shape, cam, S)}
+# %% ../nbs/08_tokens.ipynb #29a7f61b
+@patch
+def regress(self: GestureTokenTransformer, encoded: dict, injected: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
+    "Prediction dict from the encoder's output dict; `injected` (coarse, fine) replaces the logits fed to the Transformer"
+    cfg, S = self.config, self.config.input_size
+    tokens, global_token, token_joints = self.tokenize(encoded['features'])
+    coarse, fine = injected or (encoded['coarse_logits'], encoded['fine_logits'])
+    if cfg.detach_logits: coarse, fine = coarse.detach(), fine.detach()
+    extra = [global_token[:, None]]
+    if cfg.injection == 'tokens':
+        extra += [self.coarse_token(coarse.softmax(-1))[:, None], self.fine_token(fine.softmax(-1))[:, None]]
+    elif cfg.injection == 'cross_attention':
+        tokens = self.cross(tokens, torch.cat([coarse, fine], -1))
+    out = self.transformer(torch.cat([tokens, *extra], 1))
+    joint_out, global_out = out[:, :NUM_JOINTS], out[:, NUM_JOINTS]
+    finger6d = torch.einsum('bjd,jde->bje', joint_out[:, list(FINGER_TOKENS)], self.finger_weight) + self.finger_bias
+    rot6d = torch.cat([self.root_head(global_out)[:, None], finger6d], 1)
+    pose = rot6d_to_axis_angle(rot6d).flatten(1)
+    shape = self.shape_head(global_out)
+    raw_cam = self.cam_head(global_out)
+    cam = torch.cat([CAMERA_SCALE_INIT * raw_cam[:, :1].exp(), raw_cam[:, 1:]], -1)
+    return {'coarse_logits': encoded['coarse_logits'], 'fine_logits': encoded['fine_logits'],
+            'feature': encoded['feature'], 'token_joints_img': token_joints,
+            **mano_prediction(self.mano, pose, shape, cam, S)}
 
-    def load_stage1(self, path: str | Path) -> 'GestureTokenTransformer':
-        "Load a stage-1 `GestureEncoder` checkpoint into `.encoder` (`load_stage1_encoder`)"
-        load_stage1_encoder(self.encoder, path)
-        return self
+# %% ../nbs/08_tokens.ipynb #217253ae
+@patch
+def load_stage1(self: GestureTokenTransformer, path: str | Path) -> 'GestureTokenTransformer':
+    "Load a stage-1 `GestureEncoder` checkpoint into `.encoder` (`load_stage1_encoder`)"
+    load_stage1_encoder(self.encoder, path)
+    return self
 
 # %% ../nbs/08_tokens.ipynb #a5e1c0d2
 ORACLE_LOGIT = 10.0  # softmax(10·one-hot) over 35 classes puts 99.8 % on the label

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from fastcore.basics import patch
 from tqdm import tqdm
 
-from .files import atomic_write, load_checkpoint, save_atomic
+from .files import atomic_write, load_checkpoint, save_atomic, shown
 from .metrics import is_distributed, rank_shard
 
 # %% auto #0
@@ -340,7 +340,7 @@ def fit(self: Trainer) -> list[dict]:
         state = load_checkpoint(checkpoint)
         self.check_resumable(state, checkpoint)
         self.restore(state)
-        if self.is_main: print(f'resumed from {checkpoint} after epoch {self.epoch}')
+        if self.is_main: print(f'resumed from {shown(checkpoint)} after epoch {self.epoch}')
     while self.epoch < self.config.epochs:
         start = time.perf_counter()
         record = {'epoch': self.epoch + 1, **self.train_epoch(self.epoch), 'lr': self.optimizer.param_groups[0]['lr']}

@@ -60,3 +60,10 @@ def test_dry_run_book_notebooks_get_only_the_parameters_that_differ(run_experime
 def test_param_without_equals_is_refused(run_experiments):
     with pytest.raises(SystemExit, match="KEY=VALUE, got 'epochs'"):
         run_experiments.main(['--dry-run', '--param', 'epochs'])
+
+
+def test_dry_run_summary_says_what_would_run(run_experiments, tmp_path, capsys):
+    run_experiments.main(['--dry-run', '--no-book', '--experiments', 'ours', '--seeds', '0', '--results-dir', str(tmp_path),
+                          '--runs-dir', str(tmp_path / 'runs')])
+    summary = capsys.readouterr().out.split('Summary')[1]
+    assert 'would run' in summary and 'done' not in summary  # nothing ran, so nothing is reported done

@@ -84,7 +84,7 @@ def main(argv=None) -> int:
             params = [('name', name), ('seed', seed), ('preset', args.preset), ('runs_dir', runs_dir),
                       ('results_dir', results_dir), *extras]
             succeeded, seconds = run(papermill_command(ROOT / 'nbs/train_stage2.ipynb', output, params), args.dry_run)
-            summary.append((name, seed, 'done' if succeeded else f'FAILED (see {output})', seconds))
+            summary.append((name, seed, 'would run' if args.dry_run else 'done' if succeeded else f'FAILED (see {output})', seconds))
     if not args.no_book:
         book_params = {'preset': args.preset, 'results_dir': args.results_dir, 'runs_dir': args.runs_dir, 'seed': args.seeds[0],
                        'ablation_seeds': ablation_seeds}
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
                       if key in BOOK_PARAMETERS[notebook] and value != BOOK_PARAMETERS[notebook][key]]
             succeeded, seconds = run(papermill_command(path, path, params, cwd=ROOT / 'nbs'), args.dry_run)
             if succeeded: succeeded, _ = run([str(Path(sys.executable).parent / 'nbdev_clean'), '--fname', str(path)], args.dry_run)
-            summary.append((f'nbs/{notebook}.ipynb', '-', 'done' if succeeded else 'FAILED', seconds))
+            summary.append((f'nbs/{notebook}.ipynb', '-', 'would run' if args.dry_run else 'done' if succeeded else 'FAILED', seconds))
     print(f'\nSummary ({args.preset} preset, results in {results_dir}):')
     for name, seed, status, seconds in summary: print(f'  {name:<28} seed {seed!s:<3} {status:<40} {seconds:7.0f} s')
     return int(any('FAILED' in status for *_, status, _ in summary))
