@@ -16,7 +16,7 @@ from .geometry import IDENTITY_6D, rot6d_to_axis_angle
 from .mano import ManoHand
 from .skeleton import NUM_JOINTS
 from .tokens import (CAMERA_SCALE_INIT, FINGER_TOKENS, CrossFromScalars, cell_centres, mano_prediction, model_images,
-                             near_zero_linear, sample_at_points, soft_argmax_2d, weak_perspective)
+                             near_zero_linear, sample_at_points, soft_argmax_2d)
 
 # %% auto #0
 __all__ = ['BaselineConfig', 'soft_argmax_25d', 'PositionNet', 'RotationNet', 'EANetBaseline']

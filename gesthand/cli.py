@@ -64,7 +64,8 @@ def _override(text: str) -> tuple[str, str]:
 def _train(args) -> None:
     import time
     import pandas as pd
-    from gesthand.experiment import (experiment_config, datasets, train_stage1, train_stage2, evaluate_encoder, evaluate_checkpoint, training_flops_per_image)
+    from gesthand.experiment import (experiment_config, datasets, train_stage1, train_stage2, evaluate_encoder,
+                                     evaluate_checkpoint, training_flops_per_image)
     from gesthand.results import write_results
     from gesthand.training import distributed_setup, model_flops_utilisation, resolve_device
     rank, world_size = distributed_setup()  # under torchrun: one process per rank

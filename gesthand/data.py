@@ -16,7 +16,7 @@ from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from .gestures import gesture_label, num_classes
-from .geometry import apply_affine, intrinsics, mirror_pose, project_points, rotate_axis_angle
+from .geometry import apply_affine, mirror_pose, project_points, rotate_axis_angle
 from .skeleton import IH_ROOT, NUM_JOINTS
 
 # %% auto #0

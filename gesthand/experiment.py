@@ -4,12 +4,10 @@
 
 # %% ../nbs/12_experiment.ipynb #98d516e7
 from __future__ import annotations
-import hashlib, json, os, platform, shutil, subprocess, types, typing
+import hashlib, json, os, shutil, types, typing
 from dataclasses import dataclass, field, asdict, fields, is_dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 
 import timm, torchvision
@@ -21,10 +19,10 @@ from .synth import PRESETS as SYNTHETIC_PRESETS
 from .tokens import TokenConfig, GestureTokenTransformer
 from .baseline import BaselineConfig, EANetBaseline
 from .losses import LossConfig, eanet_loss_config, layered_loss
-from .metrics import PoseEvaluator, gather_parts, is_distributed, rank_shard, topk_accuracy
+from .metrics import PoseEvaluator, gather_parts, rank_shard, topk_accuracy
 from .mano import ManoHand, cache_dir
 from .skeleton import IH_ROOT
-from .files import atomic_write, load_checkpoint, project_root
+from .files import load_checkpoint, project_root
 from .training import (TrainConfig, Trainer, main_process_first, plain, resolve_device, seed_everything,
                                to_device, train_step_flops, autocast_dtype)
 

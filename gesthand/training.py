@@ -6,7 +6,7 @@
 from __future__ import annotations
 import csv, os, random, time
 from contextlib import contextmanager
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable
 
