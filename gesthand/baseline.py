@@ -15,8 +15,8 @@ from .encoder import GestureEncoder, load_stage1_encoder
 from .geometry import IDENTITY_6D, rot6d_to_axis_angle
 from .mano import ManoHand
 from .skeleton import NUM_JOINTS
-from .tokens import (CAMERA_SCALE_INIT, FINGER_TOKENS, CrossFromScalars, cell_centres, mano_prediction, model_images,
-                             near_zero_linear, sample_at_points, soft_argmax_2d)
+from .parts import (FINGER_TOKENS, CrossFromScalars, camera_from_head, cell_centres, mano_prediction, model_images,
+                            near_zero_linear, sample_at_points, soft_argmax_2d)
 
 # %% auto #0
 __all__ = ['BaselineConfig', 'soft_argmax_25d', 'PositionNet', 'RotationNet', 'EANetBaseline']
@@ -86,9 +86,7 @@ class RotationNet(nn.Module):
         flat = torch.cat([tokens, coords], -1).flatten(1)
         rot6d = torch.cat([self.root_head(flat), self.finger_head(flat)], -1).view(len(flat), -1, 6)
         feature = self.feature_norm(feature)
-        raw_cam = self.cam_head(feature)
-        cam = torch.cat([CAMERA_SCALE_INIT * raw_cam[:, :1].exp(), raw_cam[:, 1:]], -1)
-        return rot6d_to_axis_angle(rot6d).flatten(1), self.shape_head(feature), cam
+        return rot6d_to_axis_angle(rot6d).flatten(1), self.shape_head(feature), camera_from_head(self.cam_head(feature))
 
 # %% ../nbs/08a_baseline.ipynb #cd5576b0
 class EANetBaseline(nn.Module):

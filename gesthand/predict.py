@@ -20,7 +20,7 @@ from .files import project_root
 from .gestures import class_names
 from .geometry import apply_affine, intrinsics, mirror_pose, rotate_axis_angle
 from .skeleton import IH_JOINT_NAMES, IH_PARENTS
-from .tokens import weak_perspective
+from .parts import weak_perspective
 from .files import load_checkpoint, save_atomic
 from .training import Trainer, resolve_device
 

@@ -15,12 +15,12 @@ from torch import nn
 from .encoder import load_stage1_encoder
 from .geometry import IDENTITY_6D, rot6d_to_axis_angle
 from .mano import ManoHand
-from .skeleton import IH_FROM_MANO, IH_ROOT, NUM_JOINTS
+from .parts import (FINGER_TOKENS, camera_from_head, CrossFromScalars, mano_prediction, model_images, near_zero_linear,
+                            sample_at_points, soft_argmax_2d)
+from .skeleton import NUM_JOINTS
 
 # %% auto #0
-__all__ = ['INJECTIONS', 'GESTURE_SOURCES', 'FINGER_TOKENS', 'CAMERA_SCALE_INIT', 'ORACLE_LOGIT', 'TokenConfig', 'cell_centres',
-           'soft_argmax_2d', 'pixels_to_grid', 'sample_at_points', 'CrossFromScalars', 'weak_perspective',
-           'mano_prediction', 'near_zero_linear', 'GestureTokenTransformer', 'model_images', 'label_logits']
+__all__ = ['INJECTIONS', 'GESTURE_SOURCES', 'ORACLE_LOGIT', 'TokenConfig', 'GestureTokenTransformer', 'label_logits']
 
 # %% ../nbs/08_tokens.ipynb #117feae0
 INJECTIONS = ('tokens', 'cross_attention', 'none')
@@ -45,73 +45,6 @@ class TokenConfig:
         if self.gesture_source not in GESTURE_SOURCES:
             raise ValueError(f'gesture_source must be one of {GESTURE_SOURCES}, got {self.gesture_source!r}')
         if self.dim % self.heads: raise ValueError(f'dim ({self.dim}) must be divisible by heads ({self.heads})')
-
-# %% ../nbs/08_tokens.ipynb #16815eb1
-def cell_centres(size: int, image_size: int, device=None) -> torch.Tensor:
-    "Crop-pixel coordinates of the centres of `size` cells that tile a side of `image_size` pixels"
-    return (torch.arange(size, device=device, dtype=torch.float32) + 0.5) * (image_size / size)
-
-def soft_argmax_2d(heatmaps: torch.Tensor, image_size: int) -> torch.Tensor:
-    "Expected (u, v) crop-pixel location (B,J,2) under the softmax of heatmap logits (B,J,H,W)"
-    B, J, H, W = heatmaps.shape
-    probs = heatmaps.flatten(2).softmax(-1).view(B, J, H, W)
-    u = (probs.sum(2) * cell_centres(W, image_size, heatmaps.device)).sum(-1)
-    v = (probs.sum(3) * cell_centres(H, image_size, heatmaps.device)).sum(-1)
-    return torch.stack([u, v], -1)
-
-def pixels_to_grid(points: torch.Tensor, image_size: int) -> torch.Tensor:
-    "Crop pixels (..., 2) to `grid_sample` coordinates in [-1, 1] (align_corners=False)"
-    return 2 * points / image_size - 1
-
-def sample_at_points(features: torch.Tensor, points: torch.Tensor, image_size: int) -> torch.Tensor:
-    "Bilinear samples (B,J,C) of a feature map (B,C,H,W) at crop-pixel points (B,J,2)"
-    grid = pixels_to_grid(points, image_size)[:, :, None]  # (B,J,1,2)
-    return F.grid_sample(features, grid, mode='bilinear', align_corners=False).squeeze(-1).transpose(1, 2)
-
-# %% ../nbs/08_tokens.ipynb #a4870cfa
-class CrossFromScalars(nn.Module):
-    "Tokens (B,N,D) attend to a vector of scalars (B,M), each embedded as a token; gated residual"
-    def __init__(self, dim: int, num_scalars: int, heads: int = 8, dropout: float = 0.1):
-        super().__init__()
-        self.value = nn.Linear(1, dim)
-        self.index = nn.Embedding(num_scalars, dim)
-        self.norm_q, self.norm_out = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-        self.ffn = nn.Sequential(nn.Linear(dim, dim), nn.Dropout(dropout))
-        self.gate = nn.Parameter(torch.zeros(1))
-
-    def forward(self, tokens: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
-        keys = self.value(scalars[..., None]) + self.index.weight
-        delta, _ = self.attn(self.norm_q(tokens), keys, keys, need_weights=False)
-        return self.norm_out(tokens + torch.sigmoid(self.gate) * self.ffn(delta))
-
-# %% ../nbs/08_tokens.ipynb #1ec2b040
-FINGER_TOKENS = tuple(IH_FROM_MANO.index(m) for m in range(1, 16))
-
-# %% ../nbs/08_tokens.ipynb #915cafec
-CAMERA_SCALE_INIT = 8.0
-
-def weak_perspective(joints_mm: torch.Tensor, cam: torch.Tensor, image_size: int) -> torch.Tensor:
-    "Crop pixels (B,J,2) of root-relative points (B,J,3) in mm under the camera (B,3) = (s, tx, ty)"
-    s, t = cam[:, None, :1], cam[:, None, 1:]
-    return (s * joints_mm[..., :2] / 1000 + t + 1) * image_size / 2
-
-# %% ../nbs/08_tokens.ipynb #518db81e
-def mano_prediction(mano: nn.Module, pose: torch.Tensor, shape: torch.Tensor, cam: torch.Tensor, image_size: int) -> dict:
-    "MANO θ, β, camera, and the wrist-rooted mesh and joints (mm) with their weak-perspective 2D joints (px)"
-    hand = mano(pose, shape)
-    root = hand['joints'][:, IH_ROOT:IH_ROOT + 1]
-    vertices, joints = (hand['vertices'] - root) * 1000, (hand['joints'] - root) * 1000
-    return {'mano_pose': pose, 'mano_shape': shape, 'cam': cam, 'vertices': vertices, 'joints_cam': joints,
-            'joints_img': weak_perspective(joints, cam, image_size)}
-
-# %% ../nbs/08_tokens.ipynb #ffedfa1e
-def near_zero_linear(in_features: int, out_features: int, bias: torch.Tensor | float = 0.) -> nn.Linear:
-    "Linear layer with tiny weights and a given bias, so its initial output is about `bias`"
-    layer = nn.Linear(in_features, out_features)
-    nn.init.normal_(layer.weight, std=1e-3)
-    with torch.no_grad(): layer.bias.copy_(torch.as_tensor(bias).expand(out_features))
-    return layer
 
 # %% ../nbs/08_tokens.ipynb #5c830b06
 class GestureTokenTransformer(nn.Module):
@@ -195,8 +128,7 @@ def regress(self: GestureTokenTransformer, encoded: dict, injected: tuple[torch.
     rot6d = torch.cat([self.root_head(global_out)[:, None], finger6d], 1)
     pose = rot6d_to_axis_angle(rot6d).flatten(1)
     shape = self.shape_head(global_out)
-    raw_cam = self.cam_head(global_out)
-    cam = torch.cat([CAMERA_SCALE_INIT * raw_cam[:, :1].exp(), raw_cam[:, 1:]], -1)
+    cam = camera_from_head(self.cam_head(global_out))
     return {'coarse_logits': encoded['coarse_logits'], 'fine_logits': encoded['fine_logits'],
             'feature': encoded['feature'], 'token_joints_img': token_joints,
             **mano_prediction(self.mano, pose, shape, cam, S)}
@@ -210,10 +142,6 @@ def load_stage1(self: GestureTokenTransformer, path: str | Path) -> 'GestureToke
 
 # %% ../nbs/08_tokens.ipynb #a5e1c0d2
 ORACLE_LOGIT = 10.0  # softmax(10·one-hot) over 35 classes puts 99.8 % on the label
-
-def model_images(inputs: torch.Tensor | dict) -> torch.Tensor:
-    "The image batch of a stage-2 model input: the images themselves, or a sample dict's `image`"
-    return inputs['image'] if isinstance(inputs, dict) else inputs
 
 def _one_hot_logits(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     if (labels >= num_classes).any():

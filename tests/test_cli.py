@@ -9,7 +9,7 @@ GESTHAND = str(Path(sys.executable).parent / 'gesthand')  # the console script i
 def test_synth_cli_writes_a_dataset(tmp_path):
     out = tmp_path / 'ih'
     result = subprocess.run([GESTHAND, 'synth', '--out', str(out), '--captures', '1', '1', '1',
-                             '--cameras-per-frame', '1', '--workers', '1'], capture_output=True, text=True)
+                             '--cameras_per_frame', '1', '--workers', '1'], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     for split in ('train', 'val', 'test'):
         data = json.loads((out / 'annotations' / split / f'InterHand2.6M_{split}_data.json').read_text())

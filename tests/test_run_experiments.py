@@ -1,4 +1,4 @@
-"""`tools/run_experiments.py --dry-run`: which runs it would start, which it skips because their results exist, and
+"""`tools/run_experiments.py --dry_run`: which runs it would start, which it skips because their results exist, and
 the parameters it gives the book notebooks."""
 import importlib.util, shlex, sys
 from pathlib import Path
@@ -28,8 +28,8 @@ def params_of(command: list[str]) -> dict:
 
 def test_dry_run_skips_finished_runs_and_orders_by_seed(run_experiments, tmp_path, capsys):
     (tmp_path / 'book-ours-stage2-seed0.json').write_text('{}')
-    status = run_experiments.main(['--dry-run', '--no-book', '--experiments', 'ours', 'baseline', '--seeds', '0', '1',
-                                   '--results-dir', str(tmp_path), '--runs-dir', str(tmp_path / 'runs'), '--param', 'epochs=1'])
+    status = run_experiments.main(['--dry_run', '--no-book', '--experiments', 'ours', 'baseline', '--seeds', '0', '1',
+                                   '--results_dir', str(tmp_path), '--runs_dir', str(tmp_path / 'runs'), '--param', 'epochs=1'])
     assert status == 0
     commands = planned(capsys)
     runs = [(p['name'], p['seed']) for p in map(params_of, commands)]
@@ -42,14 +42,14 @@ def test_dry_run_skips_finished_runs_and_orders_by_seed(run_experiments, tmp_pat
 
 def test_dry_run_ablations_only_for_their_seeds(run_experiments, tmp_path, capsys):
     from gesthand.experiment import ABLATIONS
-    run_experiments.main(['--dry-run', '--no-book', '--experiments', 'ours', '--ablations', '--seeds', '0', '1',
-                          '--ablation-seeds', '0', '--results-dir', str(tmp_path)])
+    run_experiments.main(['--dry_run', '--no-book', '--experiments', 'ours', '--ablations', '--seeds', '0', '1',
+                          '--ablation_seeds', '0', '--results_dir', str(tmp_path)])
     runs = [(p['name'], p['seed']) for p in map(params_of, planned(capsys))]
     assert runs == [('ours', '0'), *[(name, '0') for name in ABLATIONS], ('ours', '1')]
 
 
 def test_dry_run_book_notebooks_get_only_the_parameters_that_differ(run_experiments, tmp_path, capsys):
-    run_experiments.main(['--dry-run', '--experiments', 'ours', '--seeds', '2', '--results-dir', str(tmp_path)])
+    run_experiments.main(['--dry_run', '--experiments', 'ours', '--seeds', '2', '--results_dir', str(tmp_path)])
     tables, clean_tables, figures, clean_figures = planned(capsys)[1:]
     assert tables[3:5] == [str(ROOT / 'nbs' / 'tables.ipynb')] * 2 and tables[-2:] == ['--cwd', str(ROOT / 'nbs')]
     assert '-y' in tables and '{"ablation_seeds": [2]}' in tables and params_of(tables) == {'results_dir': str(tmp_path)}
@@ -59,11 +59,11 @@ def test_dry_run_book_notebooks_get_only_the_parameters_that_differ(run_experime
 
 def test_param_without_equals_is_refused(run_experiments):
     with pytest.raises(SystemExit, match="KEY=VALUE, got 'epochs'"):
-        run_experiments.main(['--dry-run', '--param', 'epochs'])
+        run_experiments.main(['--dry_run', '--param', 'epochs'])
 
 
 def test_dry_run_summary_says_what_would_run(run_experiments, tmp_path, capsys):
-    run_experiments.main(['--dry-run', '--no-book', '--experiments', 'ours', '--seeds', '0', '--results-dir', str(tmp_path),
-                          '--runs-dir', str(tmp_path / 'runs')])
+    run_experiments.main(['--dry_run', '--no-book', '--experiments', 'ours', '--seeds', '0', '--results_dir', str(tmp_path),
+                          '--runs_dir', str(tmp_path / 'runs')])
     summary = capsys.readouterr().out.split('Summary')[1]
     assert 'would run' in summary and 'done' not in summary  # nothing ran, so nothing is reported done
