@@ -84,19 +84,6 @@ class GestureTokenTransformer(nn.Module):
         if self.config.freeze_encoder: self.encoder.eval()
         return self
 
-# %% ../nbs/08_tokens.ipynb #78bbbb9e
-@patch
-def forward(self: GestureTokenTransformer, inputs: torch.Tensor | dict) -> dict:
-    "Prediction dict from images (B,3,S,S) or a sample dict holding them (and the labels, for the oracle)"
-    images, S = model_images(inputs), self.config.input_size
-    if tuple(images.shape[-2:]) != (S, S):
-        raise ValueError(f'images are {tuple(images.shape[-2:])}, but TokenConfig.input_size is {S}')
-    with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder):
-        encoded = self.encoder(images)
-    heads = self.encoder.config
-    oracle = self.config.gesture_source == 'labels'
-    return self.regress(encoded, label_logits(inputs, heads.num_coarse, heads.num_fine) if oracle else None)
-
 # %% ../nbs/08_tokens.ipynb #1235edd0
 @patch
 def tokenize(self: GestureTokenTransformer, features: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -132,6 +119,19 @@ def regress(self: GestureTokenTransformer, encoded: dict, injected: tuple[torch.
     return {'coarse_logits': encoded['coarse_logits'], 'fine_logits': encoded['fine_logits'],
             'feature': encoded['feature'], 'token_joints_img': token_joints,
             **mano_prediction(self.mano, pose, shape, cam, S)}
+
+# %% ../nbs/08_tokens.ipynb #78bbbb9e
+@patch
+def forward(self: GestureTokenTransformer, inputs: torch.Tensor | dict) -> dict:
+    "Prediction dict from images (B,3,S,S) or a sample dict holding them (and the labels, for the oracle)"
+    images, S = model_images(inputs), self.config.input_size
+    if tuple(images.shape[-2:]) != (S, S):
+        raise ValueError(f'images are {tuple(images.shape[-2:])}, but TokenConfig.input_size is {S}')
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder):
+        encoded = self.encoder(images)
+    heads = self.encoder.config
+    oracle = self.config.gesture_source == 'labels'
+    return self.regress(encoded, label_logits(inputs, heads.num_coarse, heads.num_fine) if oracle else None)
 
 # %% ../nbs/08_tokens.ipynb #217253ae
 @patch
