@@ -45,6 +45,7 @@ def soft_argmax_25d(heatmaps: torch.Tensor, image_size: int) -> torch.Tensor:
     depth = (depth_probs * cell_centres(heatmaps.shape[2], 1, heatmaps.device)).sum(-1)
     return torch.cat([uv, depth[..., None]], -1)
 
+# %% ../nbs/08a_baseline.ipynb #0db130ae
 class PositionNet(nn.Module):
     "EANet's PositionNet: a 1×1 conv on F5 to a D-bin 3D heatmap per joint, then soft-argmax to 2.5D joints (B,21,3)"
     def __init__(self, in_channels: int, heatmap_depth: int = 8, image_size: int = 256):

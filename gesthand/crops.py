@@ -29,6 +29,7 @@ def augment_margin(aug: AugmentConfig, bbox_scale: float = 1.25) -> float:
     angle = math.radians(min(abs(aug.rotation), 45.0)) if aug.rotation_prob > 0 else 0.0
     return (1 + aug.scale) * (math.cos(angle) + math.sin(angle)) + 2 * aug.shift / bbox_scale
 
+# %% ../nbs/05a_crops.ipynb #2eb24a5e
 def packed_size(input_size: int, pad: float) -> int:
     "Stored crop side for `input_size` and margin `pad`: at least input_size·pad, with an even border so the centre crop is a slice"
     return input_size + 2 * math.ceil(input_size * (pad - 1) / 2 - 1e-9)
@@ -146,6 +147,7 @@ def cv2_warp(images: torch.Tensor, B: np.ndarray, size: int) -> torch.Tensor:
     return torch.from_numpy(np.stack([[cv2.warpAffine(plane, b, (size, size), flags=cv2.INTER_LINEAR) for plane in crop]
                                       for crop, b in zip(planes, B)])).float()
 
+# %% ../nbs/05a_crops.ipynb #c50174da
 def grid_warp(images: torch.Tensor, B: np.ndarray, size: int) -> torch.Tensor:
     "What `cv2_warp` computes, as one `grid_sample` on the device of `images` (a GPU)"
     n, s = len(images), images.shape[-1]

@@ -59,6 +59,7 @@ class AugmentConfig:
     color: float = 0.2          # per-channel colour scale U(1 ± color)
     flip_prob: float = 0.5      # random mirror, only when `DataConfig.mirror_left` is off
 
+# %% ../nbs/05_data.ipynb #9c354b15
 @dataclass
 class DataConfig:
     "Everything that decides which records the dataset holds and how a sample is cut"
@@ -87,6 +88,7 @@ def square_box(bbox, scale: float = 1.25) -> np.ndarray:
     side = max(w, h) * scale
     return np.array([x + (w - side) / 2, y + (h - side) / 2, side, side])
 
+# %% ../nbs/05_data.ipynb #27ca472c
 def crop_transform(box, size: int, rotation: float = 0.0, mirror: bool = False) -> np.ndarray:
     "2×3 similarity that maps the square `box` onto a size×size crop, rotated by `rotation` degrees about its centre"
     angle = np.deg2rad(rotation)
@@ -114,6 +116,7 @@ class AnnotationError(KeyError, ValueError):
     "A broken annotation file: unparsable JSON, a missing key or a malformed array; the message names file, key and record"
     def __str__(self): return self.args[0]
 
+# %% ../nbs/05_data.ipynb #2d8cf972
 def _record_suffix(record: str | None) -> str: return f' ({record})' if record else ''
 
 def require(entry: dict, key: str, file: str | Path, record: str | None = None):
@@ -121,6 +124,7 @@ def require(entry: dict, key: str, file: str | Path, record: str | None = None):
     try: return entry[key]
     except (KeyError, TypeError, IndexError): raise AnnotationError(f'{Path(file).name}: missing key {key!r}{_record_suffix(record)}') from None
 
+# %% ../nbs/05_data.ipynb #7e7de57f
 def require_array(entry: dict, key: str, shape: tuple[int, ...], file: str | Path, record: str | None = None) -> np.ndarray:
     "`entry[key]` as a float64 array of `shape`, or an `AnnotationError` naming file, key, record and what was found"
     value, where = require(entry, key, file, record), _record_suffix(record)
@@ -130,10 +134,12 @@ def require_array(entry: dict, key: str, shape: tuple[int, ...], file: str | Pat
         raise AnnotationError(f'{Path(file).name}: {key!r} has {array.size} values, expected {math.prod(shape)} (shape {shape}){where}')
     return array.reshape(shape)
 
+# %% ../nbs/05_data.ipynb #600c4895
 def annotation_file(root: Path, split: str, kind: str) -> Path:
     "Path of `annotations/<split>/InterHand2.6M_<split>_<kind>.json`"
     return Path(root)/'annotations'/split/f'InterHand2.6M_{split}_{kind}.json'
 
+# %% ../nbs/05_data.ipynb #70434982
 def load_json(path: Path) -> dict:
     "A JSON annotation file (an object at the top); a missing, truncated or corrupt file is an error naming its path"
     if not path.is_file(): raise FileNotFoundError(f'missing annotation file {path}')
@@ -143,6 +149,7 @@ def load_json(path: Path) -> dict:
     if not isinstance(content, dict): raise AnnotationError(f'{path}: expected a JSON object at the top, found a {type(content).__name__}')
     return content
 
+# %% ../nbs/05_data.ipynb #5ce970ac
 def load_coco(path: Path) -> COCO:
     "`data.json` as a quiet pycocotools `COCO` index"
     content = load_json(path)
@@ -172,6 +179,7 @@ def hand_validity(valid_2d: np.ndarray, valid_3d: np.ndarray, hand: str) -> np.n
     valid = (valid_2d * valid_3d)[_hand_slice(hand)].astype(np.float32)
     return valid * valid[IH_ROOT]
 
+# %% ../nbs/05_data.ipynb #fd0b7880
 def choose_hand(hand_type: str, valid_2d: np.ndarray, valid_3d: np.ndarray) -> str:
     "The hand a record describes: the annotated one, or the better-annotated one of an interacting pair"
     if hand_type != 'interacting': return hand_type
@@ -189,6 +197,7 @@ def resolve_image(image_dir: str | Path, file_name: str) -> Path | None:
 class ImageDecodeError(OSError):
     "An image file that is unreadable, truncated, not a JPEG or PNG, or that fails to decode"
 
+# %% ../nbs/05_data.ipynb #133add98
 JPEG_START, JPEG_END, PNG_START, PNG_END = b'\xff\xd8\xff', b'\xff\xd9', b'\x89PNG\r\n\x1a\n', b'IEND\xaeB`\x82'
 
 def image_format(head: bytes, tail: bytes) -> tuple[str | None, str | None]:
@@ -197,6 +206,7 @@ def image_format(head: bytes, tail: bytes) -> tuple[str | None, str | None]:
     if head.startswith(PNG_START): return 'PNG', None if PNG_END in tail else 'truncated PNG (no IEND chunk)'
     return None, 'empty image file' if not head else f'not a JPEG or PNG image (starts with {head[:8].hex(" ")})'
 
+# %% ../nbs/05_data.ipynb #28e74b98
 def image_file_problem(path: str | Path) -> str | None:
     "Why the file at `path` is not a complete JPEG or PNG, or None; reads 16 + 64 bytes"
     try:

@@ -130,6 +130,7 @@ def gesture_head(in_features: int, hidden: int, num_classes: int, dropout: float
     return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
                          nn.Linear(hidden, num_classes))
 
+# %% ../nbs/07_encoder.ipynb #f3c2a5f1
 class GestureEncoder(nn.Module):
     "Backbone → multi-scale maps F4/F5, pooled global feature g, coarse and fine gesture logits"
     def __init__(self, config: EncoderConfig | None = None):
@@ -168,6 +169,7 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     if not (labels >= 0).any(): return logits.sum() * 0.0
     return F.cross_entropy(logits, labels, ignore_index=-1)
 
+# %% ../nbs/07_encoder.ipynb #854f53fd
 def gesture_loss(pred: dict, batch: dict, epoch: float, config: EncoderConfig) -> dict:
     "Stage-1 loss terms `coarse`, `fine`, `fine_weight` and `total` = w_c·CE_coarse + w_f(epoch)·CE_fine"
     coarse = masked_cross_entropy(pred['coarse_logits'], batch['coarse'])

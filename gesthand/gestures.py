@@ -63,6 +63,7 @@ class GestureLabel(NamedTuple):
     fine: int
     hand: str
 
+# %% ../nbs/00_gestures.ipynb #123c07a0
 SCHEMES = ('shared', 'per_hand')
 
 def num_classes(scheme: str = 'shared') -> tuple[int, int]:
@@ -70,6 +71,7 @@ def num_classes(scheme: str = 'shared') -> tuple[int, int]:
     if scheme not in SCHEMES: raise ValueError(f'unknown gesture scheme {scheme!r}; use one of {SCHEMES}')
     return (NUM_COARSE, NUM_FINE) if scheme == 'shared' else (2 * NUM_COARSE, 2 * NUM_FINE)
 
+# %% ../nbs/00_gestures.ipynb #90955acc
 def gesture_label(seq_name: str, scheme: str = 'shared') -> GestureLabel | None:
     "Label of `seq_name`, or None for two-hand, ROM and unknown sequences"
     num_classes(scheme)

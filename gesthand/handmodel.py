@@ -158,12 +158,14 @@ def boundary_loops(faces):
         loops.append(loop)
     return loops
 
+# %% ../nbs/01_handmodel.ipynb #124f7e13
 def edge_face_counts(faces):
     "Number of triangles on each undirected edge"
     e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
     _, counts = np.unique(e, axis=0, return_counts=True)
     return counts
 
+# %% ../nbs/01_handmodel.ipynb #6dc7e82c
 def signed_volume(vertices, faces):
     "Signed volume of the mesh closed by a fan over each boundary loop (positive = outward winding)"
     closing = []

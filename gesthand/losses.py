@@ -44,6 +44,7 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     kept = torch.where(mask > 0, values, torch.zeros_like(values))
     return kept.sum() / mask.sum().clamp_min(1)
 
+# %% ../nbs/09_losses.ipynb #b67ee8fa
 def check_finite(batch: dict, keys) -> None:
     "Raise a `ValueError` naming the first of `keys` whose batch tensor holds NaN or inf"
     for key in keys:
@@ -56,15 +57,18 @@ def rooted_validity(joints_valid: torch.Tensor) -> torch.Tensor:
     "Validity (B,21) of root-relative joints: the joint and the wrist"
     return joints_valid * joints_valid[:, IH_ROOT:IH_ROOT + 1]
 
+# %% ../nbs/09_losses.ipynb #2e2d0686
 def parameter_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     "L1 between MANO parameters (B,K) over the samples where `valid` (B,)"
     return masked_mean((pred - target).abs(), valid[:, None])
 
+# %% ../nbs/09_losses.ipynb #becf959f
 def joints_3d_loss(pred_mm: torch.Tensor, target_mm: torch.Tensor, joints_valid: torch.Tensor) -> torch.Tensor:
     "L1 in metres between wrist-rooted joints (B,21,3), over joints valid with their wrist"
     error = (root_relative(pred_mm) - root_relative(target_mm)).abs() / 1000
     return masked_mean(error, rooted_validity(joints_valid)[..., None])
 
+# %% ../nbs/09_losses.ipynb #5a939ad1
 def joints_2d_loss(pred_px: torch.Tensor, target_px: torch.Tensor, joints_valid: torch.Tensor, image_size: int) -> torch.Tensor:
     "L1 in crop sides between 2D joints (B,21,2), over valid joints"
     return masked_mean((pred_px - target_px).abs() / image_size, joints_valid[..., None])
@@ -76,15 +80,18 @@ def bone_vectors(joints: torch.Tensor) -> torch.Tensor:
     "The 20 bones (B,20,3), child minus parent"
     return joints[:, _BONE_CHILDREN] - joints[:, _BONE_PARENTS]
 
+# %% ../nbs/09_losses.ipynb #4e4721ec
 def bone_validity(joints_valid: torch.Tensor) -> torch.Tensor:
     "Validity (B,20) of each bone: both ends valid"
     return joints_valid[:, _BONE_CHILDREN] * joints_valid[:, _BONE_PARENTS]
 
+# %% ../nbs/09_losses.ipynb #14861470
 def bone_length_loss(pred_mm: torch.Tensor, target_mm: torch.Tensor, joints_valid: torch.Tensor) -> torch.Tensor:
     "L1 in metres between predicted and GT bone lengths, over valid bones"
     lengths = lambda j: bone_vectors(j).norm(dim=-1) / 1000
     return masked_mean((lengths(pred_mm) - lengths(target_mm)).abs(), bone_validity(joints_valid))
 
+# %% ../nbs/09_losses.ipynb #d15ae3e4
 def bone_direction_loss(pred_mm: torch.Tensor, target_mm: torch.Tensor, joints_valid: torch.Tensor) -> torch.Tensor:
     "Mean 1 − cos between predicted and GT bone vectors, over valid bones"
     cos = F.cosine_similarity(bone_vectors(pred_mm), bone_vectors(target_mm), dim=-1, eps=1e-6)
@@ -102,6 +109,7 @@ def finger_flexion(joints: torch.Tensor) -> torch.Tensor:
     unsigned = torch.atan2(normal.pow(2).sum(-1).add(1e-12).sqrt(), cos_part)
     return torch.cat([unsigned[:, :1], signed[:, 1:]], 1)
 
+# %% ../nbs/09_losses.ipynb #47da43f6
 def joint_limit_loss(joints: torch.Tensor, max_flexion_deg: float = 110., max_hyperextension_deg: float = 30.) -> torch.Tensor:
     "Mean hinge (radians) of finger bends beyond `max_flexion_deg` or below −`max_hyperextension_deg`"
     flexion = finger_flexion(joints)
@@ -121,6 +129,7 @@ def crop_size(batch: dict, config: LossConfig) -> int:
         raise ValueError(f'batch images are {image_size} px wide, but LossConfig.input_size is {config.input_size}')
     return config.input_size or image_size
 
+# %% ../nbs/09_losses.ipynb #b3d86101
 def layered_loss(pred: dict, batch: dict, config: LossConfig | None = None) -> dict:
     "Each term of the layered objective (unweighted) and their weighted `total`"
     config = config or LossConfig()

@@ -24,6 +24,7 @@ def as_points(points) -> torch.Tensor:
     "`points` (a tensor or an array, ..., 3) as a float64 tensor"
     return torch.as_tensor(points).double()
 
+# %% ../nbs/10_metrics.ipynb #9fa3787a
 def as_mask(valid) -> torch.Tensor:
     "`valid` (a tensor or an array of 0/1) as a bool tensor"
     return torch.as_tensor(valid).bool()
@@ -36,11 +37,13 @@ def official_joint_errors(pred, gt, valid) -> tuple[torch.Tensor, torch.Tensor]:
     valid = valid & valid[:, IH_ROOT:IH_ROOT + 1]
     return torch.where(valid, errors, 0.), valid
 
+# %% ../nbs/10_metrics.ipynb #46933695
 def mean_per_joint(errors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     "Mean of `errors` (B,J) over the samples where `valid`, per joint; NaN for a joint never valid"
     counts = valid.sum(0)
     return torch.where(counts > 0, torch.where(valid, errors, 0.).sum(0) / counts.clamp(min=1), torch.nan)
 
+# %% ../nbs/10_metrics.ipynb #db6e99a8
 def mpjpe_official(pred, gt, valid) -> tuple[torch.Tensor, float]:
     "Official InterHand2.6M MPJPE: per-joint means (21,) over valid samples and their mean over joints"
     per_joint = mean_per_joint(*official_joint_errors(pred, gt, valid))
@@ -51,6 +54,7 @@ def palm_length(joints: torch.Tensor) -> torch.Tensor:
     "Wrist-to-middle-MCP distance (B,) of joints (B,21,3)"
     return (joints[:, IH_MIDDLE_MCP] - joints[:, IH_ROOT]).norm(dim=-1)
 
+# %% ../nbs/10_metrics.ipynb #e66d405d
 def intaghand_align(pred_points, gt_points, pred_joints, gt_joints) -> tuple[torch.Tensor, torch.Tensor]:
     "Points rooted at their sample's middle MCP, the prediction scaled to the GT wrist-to-middle-MCP length"
     pred_points, gt_points, pred_joints, gt_joints = map(as_points, (pred_points, gt_points, pred_joints, gt_joints))
@@ -58,31 +62,37 @@ def intaghand_align(pred_points, gt_points, pred_joints, gt_joints) -> tuple[tor
     pred_aligned = (pred_points - pred_joints[:, IH_MIDDLE_MCP:IH_MIDDLE_MCP + 1]) * scale[:, None, None]
     return pred_aligned, gt_points - gt_joints[:, IH_MIDDLE_MCP:IH_MIDDLE_MCP + 1]
 
+# %% ../nbs/10_metrics.ipynb #5f0cb410
 def masked_sample_mean(errors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     "Mean of `errors` (B,J) over each sample's valid entries; NaN for a sample with none"
     counts = valid.sum(1)
     return torch.where(counts > 0, torch.where(valid, errors, 0.).sum(1) / counts.clamp(min=1), torch.nan)
 
+# %% ../nbs/10_metrics.ipynb #5fe2d8cd
 def reference_joints_valid(valid) -> torch.Tensor:
     "Whether the wrist and the middle MCP, which IntagHand alignment needs, are both valid (B,)"
     valid = as_mask(valid)
     return valid[:, IH_ROOT] & valid[:, IH_MIDDLE_MCP]
 
+# %% ../nbs/10_metrics.ipynb #b53a4326
 def intaghand_joint_errors(pred, gt, valid) -> torch.Tensor:
     "Per-sample IntagHand MPJPE (B,): mean over valid joints; NaN where a reference joint is invalid"
     pred_aligned, gt_aligned = intaghand_align(pred, gt, pred, gt)
     valid = as_mask(valid) & reference_joints_valid(valid)[:, None]
     return masked_sample_mean((pred_aligned - gt_aligned).norm(dim=-1), valid)
 
+# %% ../nbs/10_metrics.ipynb #f737c909
 def mpjpe_intaghand(pred, gt, valid) -> float:
     "IntagHand/EANet MPJPE: middle-MCP rooted, scale-aligned, mean over valid joints then over samples"
     return intaghand_joint_errors(pred, gt, valid).nanmean().item()
 
+# %% ../nbs/10_metrics.ipynb #2f880494
 def intaghand_vertex_errors(pred_vertices, gt_vertices, pred_joints, gt_joints) -> torch.Tensor:
     "Per-sample IntagHand MPVPE (B,): mean over all vertices after the joints' root and scale alignment"
     pred_aligned, gt_aligned = intaghand_align(pred_vertices, gt_vertices, pred_joints, gt_joints)
     return (pred_aligned - gt_aligned).norm(dim=-1).mean(1)
 
+# %% ../nbs/10_metrics.ipynb #a7e12316
 def mpvpe_intaghand(pred_vertices, gt_vertices, pred_joints, gt_joints) -> float:
     "IntagHand/EANet MPVPE: vertices aligned by the joints' middle MCP and scale, mean over vertices then samples"
     return intaghand_vertex_errors(pred_vertices, gt_vertices, pred_joints, gt_joints).mean().item()
@@ -104,11 +114,13 @@ def procrustes_align(pred, gt, valid) -> torch.Tensor:
     scale = (singular * flip).sum(1) / pred_variance.clamp(min=1e-12)
     return scale[:, None, None] * (pred - pred_mean) @ rotation.transpose(1, 2) + gt_mean
 
+# %% ../nbs/10_metrics.ipynb #6d2297cc
 def pa_joint_errors(pred, gt, valid) -> torch.Tensor:
     "Per-sample PA-MPJPE (B,): mean over valid joints after Procrustes alignment; NaN for a sample with none"
     errors = (procrustes_align(pred, gt, valid) - as_points(gt)).norm(dim=-1)
     return masked_sample_mean(errors, as_mask(valid))
 
+# %% ../nbs/10_metrics.ipynb #d6449d55
 def pa_mpjpe(pred, gt, valid) -> float:
     "Procrustes-aligned MPJPE: similarity fit on valid joints, mean over them, then over samples"
     return pa_joint_errors(pred, gt, valid).nanmean().item()
@@ -125,12 +137,14 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> torc
     logits, labels = torch.as_tensor(logits), torch.as_tensor(labels)
     return (logits.topk(k, dim=-1).indices == labels[:, None]).any(-1)
 
+# %% ../nbs/10_metrics.ipynb #460e84d3
 def topk_accuracy(logits, labels, k: int = 1) -> float:
     "Fraction of labelled samples (label ≥ 0) whose label is among the `k` highest logits"
     logits, labels = torch.as_tensor(logits), torch.as_tensor(labels)
     labelled = labels >= 0
     return topk_correct(logits[labelled], labels[labelled], k).double().mean().item()
 
+# %% ../nbs/10_metrics.ipynb #da5a04da
 def majority_rate(labels) -> float:
     "Top-1 of always answering the most frequent class among labelled samples (label ≥ 0): the bar a gesture head must clear"
     labels = torch.as_tensor(labels)
@@ -222,12 +236,14 @@ def is_distributed() -> bool:
     "Whether this process is one rank of several in an initialised torch.distributed group"
     return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
 
+# %% ../nbs/10_metrics.ipynb #6a2807e5
 def rank_shard(data, rank: int | None = None, world_size: int | None = None):
     "Rank `rank`'s share of `data` for evaluation (samples rank, rank + world_size, ...); default: this process's rank"
     if rank is None or world_size is None:
         rank, world_size = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if is_distributed() else (0, 1)
     return data if world_size == 1 else torch.utils.data.Subset(data, range(rank, len(data), world_size))
 
+# %% ../nbs/10_metrics.ipynb #6729cfe9
 def gather_parts(parts: dict) -> dict:
     "`{key: [tensor, ...]}` of every rank concatenated in rank order, on every rank; `parts` itself in one process"
     if not is_distributed(): return parts

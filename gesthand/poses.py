@@ -37,6 +37,7 @@ def within_limits(flex, spread, twist=None, tol=1e-9) -> bool:
                 and (twist[..., 0, :] >= THUMB_TWIST_LIMITS[:, 0] - tol).all()
                 and (twist[..., 0, :] <= THUMB_TWIST_LIMITS[:, 1] + tol).all() and (np.abs(twist[..., 1:, :]) <= tol).all())
 
+# %% ../nbs/03_poses.ipynb #13396610
 def clip_to_limits(flex, spread):
     "Clip an articulation (any leading batch shape) into the joint limits"
     return (np.clip(flex, FLEX_LIMITS[..., 0], FLEX_LIMITS[..., 1]),

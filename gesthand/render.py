@@ -259,6 +259,7 @@ def random_skin_tone(rng: np.random.Generator) -> np.ndarray:
     redness = np.array([1.0, 0.96, 0.93]) ** rng.uniform(0, 1.5)  # living skin is pinker than the swatches
     return np.clip(tone * redness * rng.uniform(0.95, 1.05, 3), 0, 1)
 
+# %% ../nbs/04_render.ipynb #db9c411c
 def skin_vertex_colors(n_vertices: int, base_rgb, rng: np.random.Generator, amount: float = 0.02) -> np.ndarray:
     "Per-vertex colours (n_vertices, 3): `base_rgb` with a subtle random brightness and hue variation."
     brightness = 1 + amount * rng.standard_normal((n_vertices, 1))
@@ -338,6 +339,7 @@ def to_grayscale3(image: np.ndarray) -> np.ndarray:
     "An RGB uint8 image as 3-channel gray (all channels equal), like InterHand2.6M's monochrome cameras."
     return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
 
+# %% ../nbs/04_render.ipynb #2f547e05
 def camera_effects(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     "Mild camera realism on an RGB uint8 image: random exposure and gamma, slight blur, sensor noise."
     levels = np.arange(256) / 255
@@ -469,6 +471,7 @@ class SkinAppearance:
     mottle_phases: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,)
     mottle_amplitudes: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (K, 3) relative, per channel
 
+# %% ../nbs/04_render.ipynb #325ba1bd
 def _luma(rgb): return float(np.asarray(rgb) @ [0.299, 0.587, 0.114])
 
 def random_appearance(rng: np.random.Generator, skin_rgb) -> SkinAppearance:
@@ -572,6 +575,7 @@ class DetailLayer(NamedTuple):
     channels: np.ndarray  # (C, V) float32 surface channels to interpolate per pixel
     shade: object
 
+# %% ../nbs/04_render.ipynb #f035a9e8
 class SkinShading(NamedTuple):
     "A subject's skin on one mesh topology: per-vertex albedo and the per-pixel detail layers `render` applies."
     appearance: SkinAppearance
@@ -579,6 +583,7 @@ class SkinShading(NamedTuple):
     layers: tuple  # of DetailLayer
     detail_faces: np.ndarray  # (F,) bool: faces in any layer
 
+# %% ../nbs/04_render.ipynb #a14585b3
 def skin_shading(surface, faces, appearance: SkinAppearance) -> SkinShading:
     "Precompute a subject's skin for a mesh: `surface` (V, len(SURFACE_CHANNELS)) rows, `faces` (F, 3), once per topology."
     surface, faces = np.asarray(surface, np.float32), np.asarray(faces, np.int64)

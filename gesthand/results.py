@@ -28,16 +28,19 @@ def git_commit(folder: str | os.PathLike = '.') -> str:
     try: return subprocess.run(['git', '-C', str(folder), 'rev-parse', 'HEAD'], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError): return 'unknown'
 
+# %% ../nbs/12a_results.ipynb #78b12460
 def device_name(device: torch.device) -> str:
     "A readable name of the device the run used"
     if device.type == 'cuda': return torch.cuda.get_device_name(device)
     return f'cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})'
 
+# %% ../nbs/12a_results.ipynb #2d998a57
 def data_counts(data: dict) -> dict:
     "Per split of `data` (split: dataset): records kept, records skipped by reason, kept records without a gesture label"
     return {split: {'records': len(dataset), 'skipped': dict(sorted(dataset.skipped.items())),
                     'unlabeled': dict(sorted(dataset.unlabeled.items()))} for split, dataset in data.items()}
 
+# %% ../nbs/12a_results.ipynb #dec09094
 def write_results(config: ExperimentConfig, metrics: dict, kind: str, wall_seconds: float, extra: dict | None = None,
                   data: dict | None = None) -> Path:
     "Write one results JSON for a run, with the `data_counts` of the datasets in `data` (split: dataset), and return its path"
@@ -67,6 +70,7 @@ def result_rows(record: dict) -> list[dict]:
     if 'untrained_metrics' in record: rows.append({**facts, 'kind': 'untrained', 'wall_seconds': None, **record['untrained_metrics']})
     return rows
 
+# %% ../nbs/12a_results.ipynb #4c909c41
 def read_results(preset: str = 'smoke', results_dir: str | os.PathLike = 'results') -> pd.DataFrame:
     "Run facts and test metrics of every results JSON of `preset` in `results_dir` (relative to the project root)"
     records = [json.loads(path.read_text()) for path in sorted((project_root() / results_dir).glob(f'{preset}-*.json'))]
@@ -80,6 +84,7 @@ def mean_std(values: pd.Series, scale: float = 1.0) -> str:
     if values.empty: return '–'
     return f'{values.mean():.1f}' + (f' ± {values.std():.1f}' if len(values) > 1 else '')
 
+# %% ../nbs/12a_results.ipynb #cbe1b683
 def summary_table(stage2: pd.DataFrame, names) -> pd.DataFrame:
     "Mean ± std over seeds of every metric of the stage-2 runs of `names` (rows only for those with results)"
     rows = {name: {'n': len(group), **{label: mean_std(group[metric], 1 if label.endswith('(mm)') else 100)
@@ -87,6 +92,7 @@ def summary_table(stage2: pd.DataFrame, names) -> pd.DataFrame:
             for name in names if not (group := stage2[stage2['name'] == name]).empty}
     return pd.DataFrame.from_dict(rows, orient='index', columns=['n', *METRIC_LABELS.values()]).rename_axis('experiment')
 
+# %% ../nbs/12a_results.ipynb #7812b877
 def missing_runs(stage2: pd.DataFrame, names, seeds=(0, 1, 2)) -> str:
     "A sentence naming the `names` × `seeds` stage-2 runs that have no results"
     done = set(zip(stage2['name'], stage2['seed']))
@@ -107,6 +113,7 @@ def claim(stage2: pd.DataFrame, label: str, model: str, reference: str, metric: 
     return (f'**{label}**: `{model}` {mean_std(a)} mm vs `{reference}` {mean_std(b)} mm '
             f'({METRIC_LABELS[metric].removesuffix(" (mm)")}, test split) over {seeds}: {verdict}.')
 
+# %% ../nbs/12a_results.ipynb #3218cb3e
 CLAIMS = (('C1 (gesture pretraining)', 'ours', 'ours_no_pretrain'),
           ('C2 (against the baseline)', 'ours', 'baseline'),
           ('C3 (transfer to the baseline)', 'baseline_gesture', 'baseline'))
@@ -115,11 +122,13 @@ def claims(stage2: pd.DataFrame, metric: str = 'mpjpe') -> str:
     "The three claims of the book as Markdown paragraphs, decided by `metric`"
     return '\n\n'.join(claim(stage2, *c, metric=metric) for c in CLAIMS)
 
+# %% ../nbs/12a_results.ipynb #6eed31ba
 def gesture_ceiling(stage2: pd.DataFrame) -> str:
     "What the true gestures give stage 2: `ours_oracle_gestures` against `ours_no_pretrain`, in MPJPE and PA-MPJPE"
     return '\n\n'.join(claim(stage2, 'Gesture ceiling', 'ours_oracle_gestures', 'ours_no_pretrain', metric)
                        for metric in ('mpjpe', 'pa_mpjpe'))
 
+# %% ../nbs/12a_results.ipynb #da5d130d
 def gesture_check(stage2: pd.DataFrame, model: str = 'ours') -> str:
     "Whether stage 1 taught `model`'s encoder gestures: its coarse top-1 against always answering the commonest class"
     a, majority = stage2.loc[stage2['name'] == model, 'coarse_top1'].dropna() * 100, stage2['coarse_majority'].dropna() * 100
@@ -130,12 +139,14 @@ def gesture_check(stage2: pd.DataFrame, model: str = 'ours') -> str:
     return (f'**Did stage 1 learn gestures?** Coarse top-1 of `{model}` is {mean_std(a)} % against {majority.max():.1f} % for '
             f'always answering the most frequent class of the test split: stage 1 {verdict} teach the encoder the gestures.')
 
+# %% ../nbs/12a_results.ipynb #bf07c578
 def training_check(runs: pd.DataFrame, model: str = 'ours', metric: str = 'pa_mpjpe') -> str:
     "How trained `model` compares on `metric` with itself at random weights (PA-MPJPE: the articulation alone)"
     untrained = runs[(runs['kind'] == 'untrained') & (runs['name'] == model)].assign(name=f'{model}, untrained')
     return claim(pd.concat([runs[runs['kind'] == 'stage2'], untrained]), 'Training against random weights', model,
                  f'{model}, untrained', metric)
 
+# %% ../nbs/12a_results.ipynb #ac8c32e4
 def data_statement(stage2: pd.DataFrame) -> str:
     "Where and on what the stage-2 runs were measured, and how to measure on the real dataset"
     if stage2.empty: return 'No stage-2 results yet.'
