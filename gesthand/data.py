@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+from fastcore.basics import patch
 import numpy as np
 import torch
 from pycocotools.coco import COCO
@@ -235,34 +236,41 @@ class SplitAnnotations:
             raise FileNotFoundError(f'missing MANO annotation file {self.mano_file}: without it no record has MANO supervision or MPVPE. '
                                     'For an InterHand2.6M subset without NeuralAnnot fits use DataConfig(require_mano=False)')
 
-    def camera(self, capture: str, camera: str) -> tuple[np.ndarray, ...] | None:
-        "(campos, camrot, focal, princpt) of `camera` in `capture`, checked once per camera (every view of it shares them)"
-        if (capture, camera) not in self._checked_cameras: self._checked_cameras[capture, camera] = self._camera(capture, camera)
-        return self._checked_cameras[capture, camera]
+# %% ../nbs/05_data.ipynb #ae7a14c3
+@patch
+def camera(self: SplitAnnotations, capture: str, camera: str) -> tuple[np.ndarray, ...] | None:
+    "(campos, camrot, focal, princpt) of `camera` in `capture`, checked once per camera (every view of it shares them)"
+    if (capture, camera) not in self._checked_cameras: self._checked_cameras[capture, camera] = self._camera(capture, camera)
+    return self._checked_cameras[capture, camera]
 
-    def _camera(self, capture: str, camera: str) -> tuple[np.ndarray, ...] | None:
-        entry = self.cameras.get(capture)
-        if entry is None: return None
-        fields = {k: require(entry, k, self.camera_file, f'capture {capture}') for k in _CAMERA_SHAPES}
-        if any(camera not in f for f in fields.values()): return None
-        params, record = {k: f[camera] for k, f in fields.items()}, f'capture {capture}, camera {camera}'
-        return tuple(require_array(params, k, shape, self.camera_file, record) for k, shape in _CAMERA_SHAPES.items())
+@patch
+def _camera(self: SplitAnnotations, capture: str, camera: str) -> tuple[np.ndarray, ...] | None:
+    entry = self.cameras.get(capture)
+    if entry is None: return None
+    fields = {k: require(entry, k, self.camera_file, f'capture {capture}') for k in _CAMERA_SHAPES}
+    if any(camera not in f for f in fields.values()): return None
+    params, record = {k: f[camera] for k, f in fields.items()}, f'capture {capture}, camera {camera}'
+    return tuple(require_array(params, k, shape, self.camera_file, record) for k, shape in _CAMERA_SHAPES.items())
 
-    def joint_3d(self, capture: str, frame: str) -> tuple[np.ndarray, np.ndarray] | None:
-        "World joints (42, 3) mm and their 3D validity (42,) of one time step"
-        entry = (self.joints.get(capture) or {}).get(frame)
-        if entry is None: return None
-        record = f'capture {capture}, frame {frame}'
-        return (require_array(entry, 'world_coord', (2 * NUM_JOINTS, 3), self.joint_file, record),
-                require_array(entry, 'joint_valid', (2 * NUM_JOINTS,), self.joint_file, record))
+# %% ../nbs/05_data.ipynb #9e019279
+@patch
+def joint_3d(self: SplitAnnotations, capture: str, frame: str) -> tuple[np.ndarray, np.ndarray] | None:
+    "World joints (42, 3) mm and their 3D validity (42,) of one time step"
+    entry = (self.joints.get(capture) or {}).get(frame)
+    if entry is None: return None
+    record = f'capture {capture}, frame {frame}'
+    return (require_array(entry, 'world_coord', (2 * NUM_JOINTS, 3), self.joint_file, record),
+            require_array(entry, 'joint_valid', (2 * NUM_JOINTS,), self.joint_file, record))
 
-    def mano_params(self, capture: str, frame: str, hand: str) -> tuple[np.ndarray, np.ndarray] | None:
-        "World-frame NeuralAnnot pose (48,) and shape (10,) of one hand"
-        params = ((self.mano or {}).get(capture) or {}).get(frame)
-        params = params.get(hand) if isinstance(params, dict) else None
-        if params is None: return None
-        record = f'capture {capture}, frame {frame}, {hand} hand'
-        return (require_array(params, 'pose', (48,), self.mano_file, record), require_array(params, 'shape', (10,), self.mano_file, record))
+# %% ../nbs/05_data.ipynb #3fd1797f
+@patch
+def mano_params(self: SplitAnnotations, capture: str, frame: str, hand: str) -> tuple[np.ndarray, np.ndarray] | None:
+    "World-frame NeuralAnnot pose (48,) and shape (10,) of one hand"
+    params = ((self.mano or {}).get(capture) or {}).get(frame)
+    params = params.get(hand) if isinstance(params, dict) else None
+    if params is None: return None
+    record = f'capture {capture}, frame {frame}, {hand} hand'
+    return (require_array(params, 'pose', (48,), self.mano_file, record), require_array(params, 'shape', (10,), self.mano_file, record))
 
 # %% ../nbs/05_data.ipynb #9d35201d
 def read_records(root: Path, split: str, config: DataConfig, mano: bool | str | Path | None = None) -> tuple[dict, Counter, Counter]:

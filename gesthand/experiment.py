@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, asdict, fields, is_dataclass
 from pathlib import Path
 
 import torch
+from fastcore.basics import patch
 
 import timm, torchvision
 
@@ -82,36 +83,42 @@ class ExperimentConfig:
         root = self.data_root or os.environ.get('GESTHAND_INTERHAND_DIR')
         return str(Path(root).expanduser().resolve()) if root else f'synthetic:{self.synthetic_preset}'
 
-    def settings(self, stage: int) -> dict:
-        "Everything besides the stage's own `TrainConfig` that decides the result of stage `stage` (1 or 2)"
-        common = {'data_source': self.data_source, 'data': asdict(self.data), 'encoder': asdict(self.encoder),
-                  **({'crop_cache': True} if self.crop_cache else {})}  # absent when off: older run folders keep their names
-        if stage == 1: return plain(common)
-        section = MODEL_SECTIONS[self.model]
-        pretraining = {'stage1_checkpoint': self.stage1_checkpoint} if self.stage1_checkpoint else {'stage1': _schedule(self.stage1)}
-        return plain({**common, 'model': self.model, section: asdict(getattr(self, section)), 'loss': asdict(self.loss),
-                      'pretrain_gestures': self.pretrain_gestures, **(pretraining if self.pretrain_gestures else {})})
-
-    def fingerprint(self, stage: int) -> str:
-        "A short hash of the settings and the schedule of stage `stage`: equal for runs that compute the same thing"
-        record = {'settings': self.settings(stage), 'schedule': _schedule(self.stage1 if stage == 1 else self.stage2)}
-        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:10]
-
-    @property
-    def run_dir(self) -> Path:
-        "Folder of this experiment's stage-2 run: its name, seed and the fingerprint of its settings"
-        return Path(self.runs_dir) / f'{self.preset}-{self.name}-seed{self.seed}-{self.fingerprint(2)}'
-
-    @property
-    def stage1_dir(self) -> Path:
-        "Folder of the stage-1 run, shared by every experiment (and preset) with the same data, encoder and schedule"
-        encoder = self.encoder
-        return Path(self.runs_dir) / (f'stage1-{encoder.backbone}-{encoder.fine_schedule}-c{encoder.coarse_weight:g}'
-                                      f'-seed{self.seed}-{self.fingerprint(1)}')
+# %% ../nbs/12_experiment.ipynb #af2d4b89
+@patch
+def settings(self: ExperimentConfig, stage: int) -> dict:
+    "Everything besides the stage's own `TrainConfig` that decides the result of stage `stage` (1 or 2)"
+    common = {'data_source': self.data_source, 'data': asdict(self.data), 'encoder': asdict(self.encoder),
+              **({'crop_cache': True} if self.crop_cache else {})}  # absent when off: older run folders keep their names
+    if stage == 1: return plain(common)
+    section = MODEL_SECTIONS[self.model]
+    pretraining = {'stage1_checkpoint': self.stage1_checkpoint} if self.stage1_checkpoint else {'stage1': _schedule(self.stage1)}
+    return plain({**common, 'model': self.model, section: asdict(getattr(self, section)), 'loss': asdict(self.loss),
+                  'pretrain_gestures': self.pretrain_gestures, **(pretraining if self.pretrain_gestures else {})})
 
 def _schedule(train: TrainConfig) -> dict:
     "The fields of a `TrainConfig` that key a run: all but where it lives, whether it resumes and the device it runs on"
     return plain({k: v for k, v in asdict(train).items() if k not in ('out_dir', 'resume', 'device')})
+
+# %% ../nbs/12_experiment.ipynb #710c772e
+@patch
+def fingerprint(self: ExperimentConfig, stage: int) -> str:
+    "A short hash of the settings and the schedule of stage `stage`: equal for runs that compute the same thing"
+    record = {'settings': self.settings(stage), 'schedule': _schedule(self.stage1 if stage == 1 else self.stage2)}
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:10]
+
+# %% ../nbs/12_experiment.ipynb #043d8fc8
+@patch(as_prop=True)
+def run_dir(self: ExperimentConfig) -> Path:
+    "Folder of this experiment's stage-2 run: its name, seed and the fingerprint of its settings"
+    return Path(self.runs_dir) / f'{self.preset}-{self.name}-seed{self.seed}-{self.fingerprint(2)}'
+
+# %% ../nbs/12_experiment.ipynb #d56dfd8a
+@patch(as_prop=True)
+def stage1_dir(self: ExperimentConfig) -> Path:
+    "Folder of the stage-1 run, shared by every experiment (and preset) with the same data, encoder and schedule"
+    encoder = self.encoder
+    return Path(self.runs_dir) / (f'stage1-{encoder.backbone}-{encoder.fine_schedule}-c{encoder.coarse_weight:g}'
+                                  f'-seed{self.seed}-{self.fingerprint(1)}')
 
 # %% ../nbs/12_experiment.ipynb #9f2aabc9
 def _smoke() -> ExperimentConfig:

@@ -166,70 +166,83 @@ class PoseEvaluator:
     def _store(self, **values):
         for key, value in values.items(): self._parts[key].append(value.detach().cpu())
 
-    def update(self, pred: dict, batch: dict):
-        "Add one batch of predictions `pred` and its ground truth `batch`"
-        pred_joints, gt_joints, valid = pred['joints_cam'], batch['joints_cam'], batch['joints_valid']
-        official_errors, official_valid = official_joint_errors(pred_joints, gt_joints, valid)
-        self._store(official_errors=official_errors, official_valid=official_valid,
-                    intaghand=intaghand_joint_errors(pred_joints, gt_joints, valid),
-                    pa=pa_joint_errors(pred_joints, gt_joints, valid),
-                    mpvpe=self._vertex_errors(pred, batch), joints_2d=self._joints_2d_errors(pred, batch))
-        n = len(official_errors)
-        for level in ('coarse', 'fine'):
-            labels = torch.as_tensor(batch.get(level, torch.full((n,), -1))).long().cpu()
-            logits = pred.get(f'{level}_logits')
-            scored = labels >= 0 if logits is not None else torch.zeros(n, dtype=torch.bool)
-            correct = topk_correct(logits, labels.clamp(min=0).to(logits.device)) if logits is not None else scored
-            self._store(**{level: labels, f'{level}_scored': scored, f'{level}_correct': correct})
+# %% ../nbs/10_metrics.ipynb #654c1596
+@patch
+def _vertex_errors(self: PoseEvaluator, pred: dict, batch: dict) -> torch.Tensor:
+    n = len(batch['joints_cam'])
+    if pred.get('vertices') is None or batch.get('vertices') is None:
+        return torch.full((n,), torch.nan, dtype=torch.float64)
+    errors = intaghand_vertex_errors(pred['vertices'], batch['vertices'], pred['joints_cam'], batch['joints_cam'])
+    counted = reference_joints_valid(batch['joints_valid']).to(errors.device)
+    if batch.get('mano_valid') is not None: counted &= as_mask(batch['mano_valid']).to(errors.device)
+    return torch.where(counted, errors, torch.nan)
 
-    def _vertex_errors(self, pred: dict, batch: dict) -> torch.Tensor:
-        n = len(batch['joints_cam'])
-        if pred.get('vertices') is None or batch.get('vertices') is None:
-            return torch.full((n,), torch.nan, dtype=torch.float64)
-        errors = intaghand_vertex_errors(pred['vertices'], batch['vertices'], pred['joints_cam'], batch['joints_cam'])
-        counted = reference_joints_valid(batch['joints_valid']).to(errors.device)
-        if batch.get('mano_valid') is not None: counted &= as_mask(batch['mano_valid']).to(errors.device)
-        return torch.where(counted, errors, torch.nan)
+@patch
+def _joints_2d_errors(self: PoseEvaluator, pred: dict, batch: dict) -> torch.Tensor:
+    if pred.get('joints_img') is None or batch.get('joints_img') is None or batch.get('image') is None:
+        return torch.full((len(batch['joints_cam']),), torch.nan, dtype=torch.float64)
+    return joints_2d_errors(pred['joints_img'], batch['joints_img'], batch['joints_valid'], batch['image'].shape[-1])
 
-    def _joints_2d_errors(self, pred: dict, batch: dict) -> torch.Tensor:
-        if pred.get('joints_img') is None or batch.get('joints_img') is None or batch.get('image') is None:
-            return torch.full((len(batch['joints_cam']),), torch.nan, dtype=torch.float64)
-        return joints_2d_errors(pred['joints_img'], batch['joints_img'], batch['joints_valid'], batch['image'].shape[-1])
+@patch
+def update(self: PoseEvaluator, pred: dict, batch: dict):
+    "Add one batch of predictions `pred` and its ground truth `batch`"
+    pred_joints, gt_joints, valid = pred['joints_cam'], batch['joints_cam'], batch['joints_valid']
+    official_errors, official_valid = official_joint_errors(pred_joints, gt_joints, valid)
+    self._store(official_errors=official_errors, official_valid=official_valid,
+                intaghand=intaghand_joint_errors(pred_joints, gt_joints, valid),
+                pa=pa_joint_errors(pred_joints, gt_joints, valid),
+                mpvpe=self._vertex_errors(pred, batch), joints_2d=self._joints_2d_errors(pred, batch))
+    n = len(official_errors)
+    for level in ('coarse', 'fine'):
+        labels = torch.as_tensor(batch.get(level, torch.full((n,), -1))).long().cpu()
+        logits = pred.get(f'{level}_logits')
+        scored = labels >= 0 if logits is not None else torch.zeros(n, dtype=torch.bool)
+        correct = topk_correct(logits, labels.clamp(min=0).to(logits.device)) if logits is not None else scored
+        self._store(**{level: labels, f'{level}_scored': scored, f'{level}_correct': correct})
 
-    def _cat(self, key: str) -> torch.Tensor: return torch.cat(self._parts[key])
+# %% ../nbs/10_metrics.ipynb #2405e71a
+@patch
+def _cat(self: PoseEvaluator, key: str) -> torch.Tensor: return torch.cat(self._parts[key])
 
-    def _top1(self, level: str) -> float:
-        return self._cat(f'{level}_correct')[self._cat(f'{level}_scored')].double().mean().item()
+@patch
+def per_joint(self: PoseEvaluator) -> pd.DataFrame:
+    "Official per-joint MPJPE (NaN for a joint never valid) and valid count, indexed by joint name"
+    errors, valid = self._cat('official_errors'), self._cat('official_valid')
+    return pd.DataFrame({'mpjpe': mean_per_joint(errors, valid).numpy(), 'count': valid.sum(0).numpy()},
+                        index=pd.Index(IH_JOINT_NAMES, name='joint'))
 
-    def _majority(self, level: str) -> float: return majority_rate(self._cat(level)[self._cat(f'{level}_scored')])
+# %% ../nbs/10_metrics.ipynb #7dc8f367
+@patch
+def _top1(self: PoseEvaluator, level: str) -> float:
+    return self._cat(f'{level}_correct')[self._cat(f'{level}_scored')].double().mean().item()
 
-    def compute(self) -> dict:
-        "Every metric over all accumulated samples (mm; accuracies as fractions)"
-        if not self._parts: raise ValueError('PoseEvaluator.compute called before any update')
-        return dict(mpjpe=float(self.per_joint()['mpjpe'].mean()),
-                    mpjpe_intaghand=self._cat('intaghand').nanmean().item(),
-                    mpvpe_intaghand=self._cat('mpvpe').nanmean().item(),
-                    pa_mpjpe=self._cat('pa').nanmean().item(),
-                    joints_2d_median=self._cat('joints_2d').nanmedian().item(),
-                    coarse_top1=self._top1('coarse'), fine_top1=self._top1('fine'),
-                    coarse_majority=self._majority('coarse'), fine_majority=self._majority('fine'),
-                    num_samples=len(self._cat('official_errors')))
+@patch
+def _majority(self: PoseEvaluator, level: str) -> float: return majority_rate(self._cat(level)[self._cat(f'{level}_scored')])
 
-    def per_joint(self) -> pd.DataFrame:
-        "Official per-joint MPJPE (NaN for a joint never valid) and valid count, indexed by joint name"
-        errors, valid = self._cat('official_errors'), self._cat('official_valid')
-        return pd.DataFrame({'mpjpe': mean_per_joint(errors, valid).numpy(), 'count': valid.sum(0).numpy()},
-                            index=pd.Index(IH_JOINT_NAMES, name='joint'))
+@patch
+def compute(self: PoseEvaluator) -> dict:
+    "Every metric over all accumulated samples (mm; accuracies as fractions)"
+    if not self._parts: raise ValueError('PoseEvaluator.compute called before any update')
+    return dict(mpjpe=float(self.per_joint()['mpjpe'].mean()),
+                mpjpe_intaghand=self._cat('intaghand').nanmean().item(),
+                mpvpe_intaghand=self._cat('mpvpe').nanmean().item(),
+                pa_mpjpe=self._cat('pa').nanmean().item(),
+                joints_2d_median=self._cat('joints_2d').nanmedian().item(),
+                coarse_top1=self._top1('coarse'), fine_top1=self._top1('fine'),
+                coarse_majority=self._majority('coarse'), fine_majority=self._majority('fine'),
+                num_samples=len(self._cat('official_errors')))
 
-    def per_gesture(self, level: str = 'coarse') -> pd.DataFrame:
-        "Official-style MPJPE, PA-MPJPE and sample count of each `level` gesture class present, with its name"
-        names = class_names(level, self.scheme)
-        labels, errors, valid, pa = self._cat(level), self._cat('official_errors'), self._cat('official_valid'), self._cat('pa')
-        rows = [dict(label=label, name=names[label], count=int((labels == label).sum()),
-                     mpjpe=mean_per_joint(errors[labels == label], valid[labels == label]).nanmean().item(),
-                     pa_mpjpe=pa[labels == label].nanmean().item())
-                for label in sorted(set(labels[labels >= 0].tolist()))]
-        return pd.DataFrame(rows, columns=['label', 'name', 'count', 'mpjpe', 'pa_mpjpe']).set_index('label')
+# %% ../nbs/10_metrics.ipynb #660ba01e
+@patch
+def per_gesture(self: PoseEvaluator, level: str = 'coarse') -> pd.DataFrame:
+    "Official-style MPJPE, PA-MPJPE and sample count of each `level` gesture class present, with its name"
+    names = class_names(level, self.scheme)
+    labels, errors, valid, pa = self._cat(level), self._cat('official_errors'), self._cat('official_valid'), self._cat('pa')
+    rows = [dict(label=label, name=names[label], count=int((labels == label).sum()),
+                 mpjpe=mean_per_joint(errors[labels == label], valid[labels == label]).nanmean().item(),
+                 pa_mpjpe=pa[labels == label].nanmean().item())
+            for label in sorted(set(labels[labels >= 0].tolist()))]
+    return pd.DataFrame(rows, columns=['label', 'name', 'count', 'mpjpe', 'pa_mpjpe']).set_index('label')
 
 # %% ../nbs/10_metrics.ipynb #529f4be1
 def is_distributed() -> bool:
