@@ -227,6 +227,7 @@ def _coerce(value, hint, dotted: str):
     else: return value  # a field without a checkable type
     raise ValueError(f'{dotted} must be {_type_name(hint)}, got {value!r}')
 
+# %% ../nbs/12_experiment.ipynb #730d9d3d
 def _set(obj, dotted: str, value, prefix: str = ''):
     head, _, rest = dotted.partition('.')
     hints = typing.get_type_hints(type(obj))
@@ -236,6 +237,7 @@ def _set(obj, dotted: str, value, prefix: str = ''):
     if rest: _set(getattr(obj, head), rest, value, f'{prefix}{head}.')
     else: setattr(obj, head, _coerce(value, hints[head], prefix + dotted))
 
+# %% ../nbs/12_experiment.ipynb #8b8b2efc
 def _checked(obj, path: str = ''):
     "`obj` rebuilt through its constructor, nested dataclasses first and every field as its declared type, so every `__post_init__` check runs"
     hints = typing.get_type_hints(type(obj))
