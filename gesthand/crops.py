@@ -10,6 +10,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import cv2
+from fastcore.basics import patch
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -83,62 +84,72 @@ class CropAugment:
         return cls(meta['input_size'], meta['size'], meta['pad'], meta['bbox_scale'], augment or AugmentConfig(**meta['augment']),
                    flip=not meta['mirror_left'])
 
-    def draw(self, n: int, generator: torch.Generator | None = None) -> dict:
-        "Random augmentation parameters of `n` samples, distributed as `InterHandDataset.augmentation` draws them"
-        aug = self.augment
-        normal, uniform = torch.randn(n, 2, generator=generator, dtype=torch.float64), torch.rand(n, 7, generator=generator, dtype=torch.float64)
-        normal = normal.clamp(-1, 1).numpy(); uniform = uniform.numpy()
-        return dict(scale=1 + aug.scale * normal[:, 0], rotation=np.where(uniform[:, 0] < aug.rotation_prob, aug.rotation * normal[:, 1], 0.0),
-                    shift=aug.shift * (2 * uniform[:, 1:3] - 1), colour=1 + aug.color * (2 * uniform[:, 3:6] - 1),
-                    flip=self.flip & (uniform[:, 6] < aug.flip_prob))
+# %% ../nbs/05a_crops.ipynb #d4b14669
+@patch
+def draw(self: CropAugment, n: int, generator: torch.Generator | None = None) -> dict:
+    "Random augmentation parameters of `n` samples, distributed as `InterHandDataset.augmentation` draws them"
+    aug = self.augment
+    normal, uniform = torch.randn(n, 2, generator=generator, dtype=torch.float64), torch.rand(n, 7, generator=generator, dtype=torch.float64)
+    normal = normal.clamp(-1, 1).numpy(); uniform = uniform.numpy()
+    return dict(scale=1 + aug.scale * normal[:, 0], rotation=np.where(uniform[:, 0] < aug.rotation_prob, aug.rotation * normal[:, 1], 0.0),
+                shift=aug.shift * (2 * uniform[:, 1:3] - 1), colour=1 + aug.color * (2 * uniform[:, 3:6] - 1),
+                flip=self.flip & (uniform[:, 6] < aug.flip_prob))
 
-    def identity(self, n: int) -> dict:
-        "Parameters that cut the unaugmented crop"
-        return dict(scale=np.ones(n), rotation=np.zeros(n), shift=np.zeros((n, 2)), colour=np.ones((n, 3)), flip=np.zeros(n, bool))
+# %% ../nbs/05a_crops.ipynb #6681d29d
+@patch
+def identity(self: CropAugment, n: int) -> dict:
+    "Parameters that cut the unaugmented crop"
+    return dict(scale=np.ones(n), rotation=np.zeros(n), shift=np.zeros((n, 2)), colour=np.ones((n, 3)), flip=np.zeros(n, bool))
 
-    def affines(self, record_bbox: np.ndarray, mirrored: np.ndarray, params: dict) -> np.ndarray:
-        "2×3 maps (n, 2, 3) from packed-crop pixels to output-crop pixels, the crops the JPEG path cuts with the same `params`"
-        w, h = record_bbox[:, 2], record_bbox[:, 3]
-        density = self.size / (np.maximum(w, h) * self.bbox_scale * self.pad)  # packed pixels per image pixel
-        # a crop mirrored at pack time has its x axis reversed: image-space shifts and rotations change sign in it
-        sign = np.where(mirrored, -1.0, 1.0)
-        angle = np.deg2rad(params['rotation'] * sign)
-        cos, sin = np.cos(angle), np.sin(angle)
-        linear = self.input_size * self.pad / self.size / params['scale'][:, None, None] * np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
-        linear[params['flip'], 0] *= -1
-        centre = (self.size - 1) / 2 + params['shift'] * np.stack([w * sign, h], -1) * density[:, None]
-        offset = (self.input_size - 1) / 2 - np.einsum('nij,nj->ni', linear, centre)
-        return np.concatenate([linear, offset[..., None]], -1)
+# %% ../nbs/05a_crops.ipynb #ab500c92
+@patch
+def affines(self: CropAugment, record_bbox: np.ndarray, mirrored: np.ndarray, params: dict) -> np.ndarray:
+    "2×3 maps (n, 2, 3) from packed-crop pixels to output-crop pixels, the crops the JPEG path cuts with the same `params`"
+    w, h = record_bbox[:, 2], record_bbox[:, 3]
+    density = self.size / (np.maximum(w, h) * self.bbox_scale * self.pad)  # packed pixels per image pixel
+    # a crop mirrored at pack time has its x axis reversed: image-space shifts and rotations change sign in it
+    sign = np.where(mirrored, -1.0, 1.0)
+    angle = np.deg2rad(params['rotation'] * sign)
+    cos, sin = np.cos(angle), np.sin(angle)
+    linear = self.input_size * self.pad / self.size / params['scale'][:, None, None] * np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
+    linear[params['flip'], 0] *= -1
+    centre = (self.size - 1) / 2 + params['shift'] * np.stack([w * sign, h], -1) * density[:, None]
+    offset = (self.input_size - 1) / 2 - np.einsum('nij,nj->ni', linear, centre)
+    return np.concatenate([linear, offset[..., None]], -1)
 
-    def __call__(self, batch: dict, params: dict | None = None, generator: torch.Generator | None = None) -> dict:
-        "The batch of final samples (same keys as `InterHandDataset`) cut from a collated batch of packed samples"
-        n, device = len(batch['image']), batch['image'].device
-        params = self.draw(n, generator) if params is None else params
-        cpu = {k: batch[k].detach().cpu().double().numpy() for k in ('cam_intrinsics', 'joints_img', 'joints_cam', 'mano_pose', 'record_bbox', 'mano_valid')}
-        pack_mirror = batch['mirrored'].cpu().numpy()
-        B = self.affines(cpu['record_bbox'], pack_mirror, params)
-        K, Q = map(np.stack, zip(*(crop_camera(b, k) for b, k in zip(B, cpu['cam_intrinsics']))))
-        joints_img = np.stack([apply_affine(b, p) for b, p in zip(B, cpu['joints_img'])])
-        pose, flip = cpu['mano_pose'].copy(), params['flip']
-        in_plane = Q * np.where(flip[:, None, None], np.array([[-1.0], [1], [1]]), 1)
-        valid = cpu['mano_valid'] > 0
-        if valid.any(): pose[valid, :3] = rotate_axis_angle(in_plane[valid], pose[valid, :3])
-        pose[flip] = mirror_pose(pose[flip])
-        bbox = np.stack([square_box((x + sx * ww, y + sy * hh, ww, hh), self.bbox_scale * s)
-                         for (x, y, ww, hh), (sx, sy), s in zip(cpu['record_bbox'], params['shift'], params['scale'])])
-        f32 = lambda a: torch.as_tensor(a, dtype=torch.float32).to(device, non_blocking=True)
-        out = {k: v for k, v in batch.items() if k not in PACK_ONLY_KEYS}
-        out.update(image=self.warp(batch['image'], B, params['colour']), cam_intrinsics=f32(K), joints_img=f32(joints_img),
-                   joints_cam=f32(np.einsum('nij,nkj->nki', Q, cpu['joints_cam'])), mano_pose=f32(pose), bbox=f32(bbox),
-                   mirrored=batch['mirrored'] ^ torch.as_tensor(flip).to(device))
-        return out
+# %% ../nbs/05a_crops.ipynb #e337e857
+@patch
+def __call__(self: CropAugment, batch: dict, params: dict | None = None, generator: torch.Generator | None = None) -> dict:
+    "The batch of final samples (same keys as `InterHandDataset`) cut from a collated batch of packed samples"
+    n, device = len(batch['image']), batch['image'].device
+    params = self.draw(n, generator) if params is None else params
+    cpu = {k: batch[k].detach().cpu().double().numpy() for k in ('cam_intrinsics', 'joints_img', 'joints_cam', 'mano_pose', 'record_bbox', 'mano_valid')}
+    pack_mirror = batch['mirrored'].cpu().numpy()
+    B = self.affines(cpu['record_bbox'], pack_mirror, params)
+    K, Q = map(np.stack, zip(*(crop_camera(b, k) for b, k in zip(B, cpu['cam_intrinsics']))))
+    joints_img = np.stack([apply_affine(b, p) for b, p in zip(B, cpu['joints_img'])])
+    pose, flip = cpu['mano_pose'].copy(), params['flip']
+    in_plane = Q * np.where(flip[:, None, None], np.array([[-1.0], [1], [1]]), 1)
+    valid = cpu['mano_valid'] > 0
+    if valid.any(): pose[valid, :3] = rotate_axis_angle(in_plane[valid], pose[valid, :3])
+    pose[flip] = mirror_pose(pose[flip])
+    bbox = np.stack([square_box((x + sx * ww, y + sy * hh, ww, hh), self.bbox_scale * s)
+                     for (x, y, ww, hh), (sx, sy), s in zip(cpu['record_bbox'], params['shift'], params['scale'])])
+    f32 = lambda a: torch.as_tensor(a, dtype=torch.float32).to(device, non_blocking=True)
+    out = {k: v for k, v in batch.items() if k not in PACK_ONLY_KEYS}
+    out.update(image=self.warp(batch['image'], B, params['colour']), cam_intrinsics=f32(K), joints_img=f32(joints_img),
+               joints_cam=f32(np.einsum('nij,nkj->nki', Q, cpu['joints_cam'])), mano_pose=f32(pose), bbox=f32(bbox),
+               mirrored=batch['mirrored'] ^ torch.as_tensor(flip).to(device))
+    return out
 
-    def warp(self, images: torch.Tensor, B: np.ndarray, colour: np.ndarray) -> torch.Tensor:
-        "Float RGB crops (n, 3, input_size, input_size) in [0, 1] cut from uint8 packed crops through the affines `B`"
-        # on the CPU cv2's fixed-point uint8 warp is many times faster than grid_sample over float copies of the packed crops
-        pixels = (cv2_warp if images.device.type == 'cpu' else grid_warp)(images, B, self.input_size)
-        scale = torch.as_tensor(colour / 255, dtype=torch.float32, device=images.device)[:, :, None, None]
-        return pixels.mul_(scale).clamp_(0, 1)
+# %% ../nbs/05a_crops.ipynb #b34120f7
+@patch
+def warp(self: CropAugment, images: torch.Tensor, B: np.ndarray, colour: np.ndarray) -> torch.Tensor:
+    "Float RGB crops (n, 3, input_size, input_size) in [0, 1] cut from uint8 packed crops through the affines `B`"
+    # on the CPU cv2's fixed-point uint8 warp is many times faster than grid_sample over float copies of the packed crops
+    pixels = (cv2_warp if images.device.type == 'cpu' else grid_warp)(images, B, self.input_size)
+    scale = torch.as_tensor(colour / 255, dtype=torch.float32, device=images.device)[:, :, None, None]
+    return pixels.mul_(scale).clamp_(0, 1)
 
 # %% ../nbs/05a_crops.ipynb #c2857a51
 def cv2_warp(images: torch.Tensor, B: np.ndarray, size: int) -> torch.Tensor:
