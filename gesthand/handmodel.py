@@ -360,6 +360,7 @@ def _convex_weights(points, target, strength=1e3):
     w, _ = nnls(A, np.append(target, strength))
     return w / w.sum()
 
+# %% ../nbs/01_handmodel.ipynb #c8bb15a2
 def _regressor_construction(verts, joints):
     "16×779 joint regressor over construction ids"
     R = np.zeros((16, len(verts)))
@@ -380,6 +381,7 @@ def _regressor_construction(verts, joints):
         put(j3, [_digit_id(d, 7, m) for m in range(8)])
     return R
 
+# %% ../nbs/01_handmodel.ipynb #92d5da94
 def _sigmoid(x): return 1.0 / (1.0 + np.exp(-x))
 
 def _weights_construction(verts, joints, p):
