@@ -272,68 +272,81 @@ def mano_params(self: SplitAnnotations, capture: str, frame: str, hand: str) -> 
     record = f'capture {capture}, frame {frame}, {hand} hand'
     return (require_array(params, 'pose', (48,), self.mano_file, record), require_array(params, 'shape', (10,), self.mano_file, record))
 
+# %% ../nbs/05_data.ipynb #f7d854ae
+class _Skipped(Exception):
+    "A record dropped for `reason` (a key of `read_records`' skipped Counter); the message names the record"
+    def __init__(self, reason: str, what: str): super().__init__(what); self.reason = reason
+
+def _read_record(files: SplitAnnotations, annot_id, ann: dict, config: DataConfig, image_dir: Path, image_exists, labels: dict) -> dict | None:
+    "One annotation as a record row (with its `no_label` reason or None), None when the config does not select it; raises `_Skipped`"
+    data_file = files.data_file
+    record = f'annotation id {annot_id}'
+    hand_type = require(ann, 'hand_type', data_file, record)
+    if hand_type not in config.hand_types or not require(ann, 'hand_type_valid', data_file, record): return None
+    image_id = require(ann, 'image_id', data_file, record)
+    record += f', image id {image_id}'
+    bbox = require_array(ann, 'bbox', (4,), data_file, record)
+    valid_2d = require_array(ann, 'joint_valid', (2 * NUM_JOINTS,), data_file, record)
+    img = files.coco.imgs.get(image_id)
+    if img is None: raise _Skipped('missing_image', record)
+    seq_name = require(img, 'seq_name', data_file, record)
+    if seq_name not in labels: labels[seq_name] = gesture_label(seq_name, config.gesture_scheme)
+    label = labels[seq_name]
+    no_label = None if label else 'two_hand_sequence' if _NO_GESTURE_BY_DESIGN.match(str(seq_name)) else 'unknown_gesture'
+    if config.labeled_only and no_label:
+        if no_label == 'unknown_gesture': raise _Skipped(no_label, f'{record}, seq_name {seq_name!r}')
+        return None
+    capture, frame, camera = (str(require(img, k, data_file, record)) for k in ('capture', 'frame_idx', 'camera'))
+    file_name = require(img, 'file_name', data_file, record)
+    path = resolve_image(image_dir, file_name)
+    if path is None: raise _Skipped('path_outside_root', f'{record}, file_name {file_name!r}')
+    joint_3d, camera_params = files.joint_3d(capture, frame), files.camera(capture, camera)
+    if joint_3d is None: raise _Skipped('missing_joint_3d', f'{record}, capture {capture}, frame {frame}')
+    if camera_params is None: raise _Skipped('missing_camera', f'{record}, capture {capture}, camera {camera}')
+    world, valid_3d = joint_3d
+    hand = choose_hand(hand_type, valid_2d, valid_3d)
+    valid = hand_validity(valid_2d, valid_3d, hand)
+    if valid.sum() == 0: raise _Skipped('no_valid_joints', record)
+    if not image_exists(path): raise _Skipped('missing_image', f'{record}, {path}')
+    hand_world = world[_hand_slice(hand)]
+    hand_world = np.where(valid[:, None] > 0, hand_world, hand_world[IH_ROOT])
+    mano_params = files.mano_params(capture, frame, hand)
+    if not all(np.isfinite(a).all() for a in [hand_world, *camera_params, bbox, *(mano_params or ())]): raise _Skipped('non_finite', record)
+    if min(bbox[2:]) < MIN_BBOX_PX: raise _Skipped('degenerate_bbox', f'{record}, bbox {bbox.tolist()}')
+    campos, camrot, focal, princpt = camera_params
+    joints_cam = (hand_world - campos) @ camrot.T
+    if not (joints_cam[:, 2] > 0).all(): raise _Skipped('behind_camera', record)
+    if config.check_images and (problem := image_file_problem(path)):
+        if config.on_bad_image == 'raise': raise ImageDecodeError(f'{problem}: {path} ({record})')
+        raise _Skipped('bad_image', f'{record}, {problem}: {path}')
+    pose, shape = mano_params or (np.zeros(48), np.zeros(10))
+    return dict(path=str(path), joints_cam=joints_cam, camrot=camrot, focal=focal, princpt=princpt, bbox=bbox,
+                joints_valid=valid, mano_pose=pose, mano_shape=shape, mano_valid=mano_params is not None,
+                coarse=label.coarse if label else -1, fine=label.fine if label else -1,
+                is_left=hand == 'left', image_id=image_id, annot_id=annot_id, no_label=no_label, seq_name=seq_name)
+
 # %% ../nbs/05_data.ipynb #9d35201d
 def read_records(root: Path, split: str, config: DataConfig, mano: bool | str | Path | None = None) -> tuple[dict, Counter, Counter]:
     "Per-record numpy arrays of the selected annotations of `split`, a Counter of skipped records by reason and one of kept unlabeled records"
     root = Path(root)
-    files, image_dir = SplitAnnotations(root, split, mano, config.require_mano), root/'images'/split
-    data_file, image_exists = files.data_file, _FolderIndex()
+    files, image_dir, image_exists = SplitAnnotations(root, split, mano, config.require_mano), root/'images'/split, _FolderIndex()
     skipped, unlabeled, first_skip, unknown_names, labels, rows = Counter(), Counter(), {}, set(), {}, []
-    def skip(reason: str, what: str):
-        skipped[reason] += 1
-        first_skip.setdefault(reason, what)
     for annot_id, ann in files.coco.anns.items():
-        record = f'annotation id {annot_id}'
-        hand_type = require(ann, 'hand_type', data_file, record)
-        if hand_type not in config.hand_types or not require(ann, 'hand_type_valid', data_file, record): continue
-        image_id = require(ann, 'image_id', data_file, record)
-        record += f', image id {image_id}'
-        bbox = require_array(ann, 'bbox', (4,), data_file, record)
-        valid_2d = require_array(ann, 'joint_valid', (2 * NUM_JOINTS,), data_file, record)
-        img = files.coco.imgs.get(image_id)
-        if img is None: skip('missing_image', record); continue
-        seq_name = require(img, 'seq_name', data_file, record)
-        if seq_name not in labels: labels[seq_name] = gesture_label(seq_name, config.gesture_scheme)
-        label = labels[seq_name]
-        no_label = None if label else 'two_hand_sequence' if _NO_GESTURE_BY_DESIGN.match(str(seq_name)) else 'unknown_gesture'
-        if config.labeled_only and no_label:
-            if no_label == 'unknown_gesture': skip(no_label, f'{record}, seq_name {seq_name!r}')
+        try: row = _read_record(files, annot_id, ann, config, image_dir, image_exists, labels)
+        except _Skipped as skip:
+            skipped[skip.reason] += 1
+            first_skip.setdefault(skip.reason, str(skip))
             continue
-        capture, frame, camera = (str(require(img, k, data_file, record)) for k in ('capture', 'frame_idx', 'camera'))
-        file_name = require(img, 'file_name', data_file, record)
-        path = resolve_image(image_dir, file_name)
-        if path is None: skip('path_outside_root', f'{record}, file_name {file_name!r}'); continue
-        joint_3d, camera_params = files.joint_3d(capture, frame), files.camera(capture, camera)
-        if joint_3d is None: skip('missing_joint_3d', f'{record}, capture {capture}, frame {frame}'); continue
-        if camera_params is None: skip('missing_camera', f'{record}, capture {capture}, camera {camera}'); continue
-        world, valid_3d = joint_3d
-        hand = choose_hand(hand_type, valid_2d, valid_3d)
-        valid = hand_validity(valid_2d, valid_3d, hand)
-        if valid.sum() == 0: skip('no_valid_joints', record); continue
-        if not image_exists(path): skip('missing_image', f'{record}, {path}'); continue
-        hand_world = world[_hand_slice(hand)]
-        hand_world = np.where(valid[:, None] > 0, hand_world, hand_world[IH_ROOT])
-        mano_params = files.mano_params(capture, frame, hand)
-        if not all(np.isfinite(a).all() for a in [hand_world, *camera_params, bbox, *(mano_params or ())]): skip('non_finite', record); continue
-        if min(bbox[2:]) < MIN_BBOX_PX: skip('degenerate_bbox', f'{record}, bbox {bbox.tolist()}'); continue
-        campos, camrot, focal, princpt = camera_params
-        joints_cam = (hand_world - campos) @ camrot.T
-        if not (joints_cam[:, 2] > 0).all(): skip('behind_camera', record); continue
-        if config.check_images and (problem := image_file_problem(path)):
-            if config.on_bad_image == 'raise': raise ImageDecodeError(f'{problem}: {path} ({record})')
-            skip('bad_image', f'{record}, {problem}: {path}'); continue
-        if no_label:
-            unlabeled[no_label] += 1
-            if no_label == 'unknown_gesture': unknown_names.add(seq_name)
-        pose, shape = mano_params or (np.zeros(48), np.zeros(10))
-        rows.append(dict(path=str(path), joints_cam=joints_cam, camrot=camrot, focal=focal, princpt=princpt, bbox=bbox,
-                         joints_valid=valid, mano_pose=pose, mano_shape=shape, mano_valid=mano_params is not None,
-                         coarse=label.coarse if label else -1, fine=label.fine if label else -1,
-                         is_left=hand == 'left', image_id=image_id, annot_id=annot_id))
+        if row is None: continue
+        if row['no_label']:
+            unlabeled[row['no_label']] += 1
+            if row['no_label'] == 'unknown_gesture': unknown_names.add(row['seq_name'])
+        rows.append(row)
     if skipped: _log.warning('InterHand2.6M %s: skipped %d records %s; the first of each reason: %s', split, skipped.total(), dict(skipped), first_skip)
     if unknown_names: _log.warning('InterHand2.6M %s: %d records of unknown sequences %s have no gesture label', split, unlabeled['unknown_gesture'], sorted(unknown_names))
     return _records_to_arrays(rows), skipped, unlabeled
 
+# %% ../nbs/05_data.ipynb #7254fda9
 _COLUMNS = dict(path=((), str), joints_cam=((NUM_JOINTS, 3), np.float64), camrot=((3, 3), np.float64),
                 focal=((2,), np.float64), princpt=((2,), np.float64), bbox=((4,), np.float64),
                 joints_valid=((NUM_JOINTS,), np.float32), mano_pose=((48,), np.float64), mano_shape=((10,), np.float64),
