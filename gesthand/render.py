@@ -178,22 +178,11 @@ def _paint_skin_details(rgb, pixels, seen_faces, corners, bary, skin, highlight,
             linear += (gloss * interpolate(highlight))[:, None] * light_color
         rgb[rows] = 255 * np.clip(linear, 0, 1) ** (1 / 2.2) + 0.5
 
-def render(vertices, faces, focal, princpt, size, vertex_colors=None, lighting=None, background=None, skin=None):
-    "Render a triangle mesh (camera frame, OpenCV axes) to RGB, mask, depth and face ids on the CPU; `skin`: a `SkinShading`."
+# %% ../nbs/04_render.ipynb #70e86938
+def _rasterize(vertices: np.ndarray, faces: np.ndarray, focal, princpt, size) -> tuple[np.ndarray, ...] | None:
+    "Pixels (ys, xs) the front faces cover, the face seen at each, its barycentrics (3, n) and depth; None when no face is in view"
     width, height = size
-    vertices = np.asarray(vertices, np.float64)
-    faces = np.asarray(faces, np.int64)
     (fx, fy), (cx, cy) = focal, princpt
-    image = np.zeros((height, width, 3), np.uint8) if background is None else np.array(background, np.uint8)
-    if image.shape != (height, width, 3):
-        raise ValueError(f'background must be (H, W, 3) = {(height, width, 3)}, got {image.shape}')
-    if skin is not None and (vertex_colors is not None or len(skin.albedo) != len(vertices)):
-        raise ValueError(f'skin needs one albedo row per vertex ({len(skin.albedo)} for {len(vertices)}) and no vertex_colors')
-    mask = np.zeros((height, width), bool)
-    depth = np.zeros((height, width), np.float32)
-    face_id = np.full((height, width), -1, np.int32)
-    out = RenderOutput(image, mask, depth, face_id)
-
     tris = vertices[faces]
     p0, p1, p2 = tris[:, 0], tris[:, 1], tris[:, 2]
     adjugate = np.stack([_cross(p1, p2), _cross(p2, p0), _cross(p0, p1)], 1)
@@ -205,8 +194,7 @@ def render(vertices, faces, focal, princpt, size, vertex_colors=None, lighting=N
     hi = np.maximum(np.maximum(uv[:, 0], uv[:, 1]), uv[:, 2])
     visible = np.flatnonzero((det < 0) & (z.min(1) > 0) & (hi[:, 0] > -0.5) & (lo[:, 0] < width - 0.5)
                              & (hi[:, 1] > -0.5) & (lo[:, 1] < height - 0.5))
-    if len(visible) == 0:
-        return out
+    if len(visible) == 0: return None
     x0, y0 = np.maximum(np.floor(lo[visible].min(0)).astype(int) - 1, 0)
     x1, y1 = np.minimum(np.ceil(hi[visible].max(0)).astype(int) + 2, (width, height))
     pts = np.round((np.clip(uv[visible], -1e6, 1e6) - (x0, y0)) * (1 << _SHIFT)).astype(np.int32)
@@ -217,12 +205,12 @@ def render(vertices, faces, focal, princpt, size, vertex_colors=None, lighting=N
     face = buffer[ys, xs]
     bary, zp = _barycentrics(forms, face, xs.astype(float), ys.astype(float))
     keep = _fix_uncovered_pixels(buffer, ys, xs, face, bary, zp, forms)
-    ys, xs, face, bary, zp = ys[keep] + y0, xs[keep] + x0, face[keep], bary[:, keep], zp[keep]
-    seen_faces = visible[face]
-    mask[ys, xs] = True
-    depth[ys, xs] = zp
-    face_id[ys, xs] = seen_faces
+    return ys[keep] + y0, xs[keep] + x0, visible[face[keep]], bary[:, keep], zp[keep]
 
+# %% ../nbs/04_render.ipynb #db997d85
+def _shade(image: np.ndarray, pixels: np.ndarray, seen_faces: np.ndarray, bary: np.ndarray, vertices: np.ndarray,
+           faces: np.ndarray, vertex_colors=None, lighting=None, skin=None):
+    "Paint the flat `pixels` of `image` (H, W, 3) with the lit colour of the faces seen there, interpolated by `bary`"
     lighting = lighting or Lighting()
     if skin is None:
         colors = np.full(3, 0.8) if vertex_colors is None else np.asarray(vertex_colors, np.float64)
@@ -233,9 +221,8 @@ def render(vertices, faces, focal, princpt, size, vertex_colors=None, lighting=N
     light_color = np.asarray(lighting.color, np.float64)
     radiance = (albedo * shade[:, None] + highlight[:, None]) * light_color
     srgb = (255 * np.clip(radiance, 0, 1) ** (1 / 2.2) + 0.5).T.astype(np.float32)  # (3 channels, V)
-    corners = [c.take(face) for c in faces[visible].T]
+    corners = list(faces[seen_faces].T)
     bary = bary.astype(np.float32)
-    pixels = ys * width + xs
     red = 3 * pixels  # index of each pixel's red byte in the flat image
     flat = image.reshape(-1)
     for channel, values in enumerate(srgb):
@@ -243,6 +230,29 @@ def render(vertices, faces, focal, princpt, size, vertex_colors=None, lighting=N
     if skin is not None:
         _paint_skin_details(image.reshape(-1, 3), pixels, seen_faces, corners, bary, skin, highlight.astype(np.float32),
                             light_color.astype(np.float32))
+
+# %% ../nbs/04_render.ipynb #50f8fe0e
+def render(vertices, faces, focal, princpt, size, vertex_colors=None, lighting=None, background=None, skin=None):
+    "Render a triangle mesh (camera frame, OpenCV axes) to RGB, mask, depth and face ids on the CPU; `skin`: a `SkinShading`."
+    width, height = size
+    vertices = np.asarray(vertices, np.float64)
+    faces = np.asarray(faces, np.int64)
+    image = np.zeros((height, width, 3), np.uint8) if background is None else np.array(background, np.uint8)
+    if image.shape != (height, width, 3):
+        raise ValueError(f'background must be (H, W, 3) = {(height, width, 3)}, got {image.shape}')
+    if skin is not None and (vertex_colors is not None or len(skin.albedo) != len(vertices)):
+        raise ValueError(f'skin needs one albedo row per vertex ({len(skin.albedo)} for {len(vertices)}) and no vertex_colors')
+    mask = np.zeros((height, width), bool)
+    depth = np.zeros((height, width), np.float32)
+    face_id = np.full((height, width), -1, np.int32)
+    out = RenderOutput(image, mask, depth, face_id)
+    hit = _rasterize(vertices, faces, focal, princpt, size)
+    if hit is None: return out
+    ys, xs, seen_faces, bary, zp = hit
+    mask[ys, xs] = True
+    depth[ys, xs] = zp
+    face_id[ys, xs] = seen_faces
+    _shade(image, ys * width + xs, seen_faces, bary, vertices, faces, vertex_colors, lighting, skin)
     return out
 
 # %% ../nbs/04_render.ipynb #7c31d609
