@@ -131,6 +131,7 @@ def _smoke() -> ExperimentConfig:
         stage1=TrainConfig(epochs=2, batch_size=32, lr=1e-3, workers=2),
         stage2=TrainConfig(epochs=5, batch_size=32, lr=1e-3, workers=2, lr_decay_epochs=(4,)))
 
+# %% ../nbs/12_experiment.ipynb #6d077568
 def _paper() -> ExperimentConfig:
     return ExperimentConfig(
         preset='paper', synthetic_preset='paper',
@@ -141,6 +142,7 @@ def _paper() -> ExperimentConfig:
         stage1=TrainConfig(epochs=12, batch_size=128, lr=5e-4, workers=14, lr_decay_epochs=(9,)),
         stage2=TrainConfig(epochs=20, batch_size=96, lr=2e-4, workers=14, lr_decay_epochs=(15, 18)))
 
+# %% ../nbs/12_experiment.ipynb #7b3213c2
 def _book() -> ExperimentConfig:
     # smoke's models at 64² with bf16 autocast on packed crops of the `book` dataset (42.5k training crops). Measured
     # training step on 2 cores, batch 32, synthetic batches: stage 1 224 img/s fp32 / 358 bf16 at 64² (130 / 226 at
@@ -154,6 +156,7 @@ def _book() -> ExperimentConfig:
     config.stage2 = TrainConfig(epochs=3, batch_size=64, lr=1e-3, workers=0, precision='bf16', lr_decay_epochs=(2,))
     return config
 
+# %% ../nbs/12_experiment.ipynb #051d80b1
 def _gpu() -> ExperimentConfig:
     # one GPU with 16 cores, the whole main set of one seed in a single call of at most 9 minutes (tools/gpu_run.sh):
     # book's dataset and models at 128² (twice book's side), batch 256, bf16 autocast ('auto' on CUDA). Not yet run on
@@ -165,6 +168,7 @@ def _gpu() -> ExperimentConfig:
     config.stage2 = TrainConfig(epochs=3, batch_size=256, lr=2e-3, workers=8, lr_decay_epochs=(2,))
     return config
 
+# %% ../nbs/12_experiment.ipynb #56b8de46
 PRESETS = {'smoke': _smoke, 'book': _book, 'gpu': _gpu, 'paper': _paper}
 
 # The EANet-style experiments' encoder: EANet's ResNet-50, except at `book` scale. There a ResNet-50 stage 1 takes
@@ -246,6 +250,7 @@ def _checked(obj, path: str = ''):
     try: return type(obj)(**values)
     except (ValueError, TypeError) as e: raise ValueError(f'{path.rstrip(".") or type(obj).__name__}: {e}') from None
 
+# %% ../nbs/12_experiment.ipynb #3543d784
 def experiment_config(preset: str = 'smoke', **overrides) -> ExperimentConfig:
     "The config of `preset`, with the settings of a named experiment (`name`) and dotted-name `overrides`, checked"
     if preset not in PRESETS: raise ValueError(f'unknown preset {preset!r}; use one of {sorted(PRESETS)}')
