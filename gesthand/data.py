@@ -396,12 +396,6 @@ class InterHandDataset(Dataset):
 
     def __len__(self): return len(self.records['path'])
 
-    def take(self, indices) -> InterHandDataset:
-        "A dataset over the records at `indices` (repeats allowed), sharing config and skip counts"
-        subset = copy.copy(self)
-        subset.records = {k: v[np.asarray(indices)] for k, v in self.records.items()}
-        return subset
-
     def __getitem__(self, index: int) -> dict:
         if not -len(self) <= index < len(self): raise IndexError(f'index {index} out of range for {len(self)} records')
         try: image = read_image(self.records['path'][index])
@@ -410,37 +404,49 @@ class InterHandDataset(Dataset):
             raise ImageDecodeError(f'{e} ({ids})') from None
         return self.sample(index, image)
 
-    def augmentation(self) -> tuple[float, float, np.ndarray, np.ndarray, bool]:
-        "Random (scale, rotation in degrees, bbox shift fractions, colour scales, flip) for one training sample"
-        aug = self.config.augment
-        normal, uniform = torch.randn(2).tolist(), np.array(torch.rand(7).tolist())
-        scale = 1 + aug.scale * min(max(normal[0], -1.0), 1.0)
-        rotation = aug.rotation * min(max(normal[1], -1.0), 1.0) if uniform[0] < aug.rotation_prob else 0.0
-        shift = aug.shift * (2 * uniform[1:3] - 1)
-        colour = 1 + aug.color * (2 * uniform[3:6] - 1)
-        flip = not self.config.mirror_left and uniform[6] < aug.flip_prob
-        return scale, rotation, shift, colour, flip
+# %% ../nbs/05_data.ipynb #77a09438
+@patch
+def take(self: InterHandDataset, indices) -> InterHandDataset:
+    "A dataset over the records at `indices` (repeats allowed), sharing config and skip counts"
+    subset = copy.copy(self)
+    subset.records = {k: v[np.asarray(indices)] for k, v in self.records.items()}
+    return subset
 
-    def sample(self, i: int, image: np.ndarray) -> dict:
-        "The sample dict of record `i` cut from its decoded BGR `image`"
-        rec, cfg, size = self.records, self.config, self.config.input_size
-        scale, rotation, shift, colour, flip = self.augmentation() if self.train else (1.0, 0.0, np.zeros(2), np.ones(3), False)
-        mirror = bool(rec['is_left'][i] and cfg.mirror_left) != flip
-        x, y, w, h = rec['bbox'][i]
-        box = square_box((x + shift[0] * w, y + shift[1] * h, w, h), cfg.bbox_scale * scale)
-        A = crop_transform(box, size, rotation, mirror)
-        pixels = bgr_to_chw(cv2.warpAffine(image, A, (size, size), flags=cv2.INTER_LINEAR), colour)
-        K_crop, Q = crop_camera(A, rec['K'][i])
-        pose = rec['mano_pose'][i].copy()
-        if rec['mano_valid'][i]:
-            in_plane = Q * np.array([[-1.0], [1], [1]]) if mirror else Q
-            pose[:3] = rotate_axis_angle(in_plane, pose[:3])
-            if mirror: pose = mirror_pose(pose)
-        f32 = lambda a: torch.from_numpy(np.asarray(a, np.float32))
-        i64 = lambda v: torch.from_numpy(np.array(v, np.int64))
-        return dict(image=pixels, joints_img=f32(apply_affine(A, rec['joints_img'][i])), joints_cam=f32(rec['joints_cam'][i] @ Q.T),
-                    joints_valid=f32(rec['joints_valid'][i]), cam_intrinsics=f32(K_crop), mano_pose=f32(pose),
-                    mano_shape=f32(rec['mano_shape'][i]), mano_valid=f32(rec['mano_valid'][i]),
-                    coarse=i64(rec['coarse'][i]), fine=i64(rec['fine'][i]), hand_type=i64(rec['is_left'][i]),
-                    mirrored=torch.from_numpy(np.array(mirror)), image_id=i64(rec['image_id'][i]), annot_id=i64(rec['annot_id'][i]),
-                    bbox=f32(box))
+# %% ../nbs/05_data.ipynb #c843d324
+@patch
+def augmentation(self: InterHandDataset) -> tuple[float, float, np.ndarray, np.ndarray, bool]:
+    "Random (scale, rotation in degrees, bbox shift fractions, colour scales, flip) for one training sample"
+    aug = self.config.augment
+    normal, uniform = torch.randn(2).tolist(), np.array(torch.rand(7).tolist())
+    scale = 1 + aug.scale * min(max(normal[0], -1.0), 1.0)
+    rotation = aug.rotation * min(max(normal[1], -1.0), 1.0) if uniform[0] < aug.rotation_prob else 0.0
+    shift = aug.shift * (2 * uniform[1:3] - 1)
+    colour = 1 + aug.color * (2 * uniform[3:6] - 1)
+    flip = not self.config.mirror_left and uniform[6] < aug.flip_prob
+    return scale, rotation, shift, colour, flip
+
+# %% ../nbs/05_data.ipynb #3585a06c
+@patch
+def sample(self: InterHandDataset, i: int, image: np.ndarray) -> dict:
+    "The sample dict of record `i` cut from its decoded BGR `image`"
+    rec, cfg, size = self.records, self.config, self.config.input_size
+    scale, rotation, shift, colour, flip = self.augmentation() if self.train else (1.0, 0.0, np.zeros(2), np.ones(3), False)
+    mirror = bool(rec['is_left'][i] and cfg.mirror_left) != flip
+    x, y, w, h = rec['bbox'][i]
+    box = square_box((x + shift[0] * w, y + shift[1] * h, w, h), cfg.bbox_scale * scale)
+    A = crop_transform(box, size, rotation, mirror)
+    pixels = bgr_to_chw(cv2.warpAffine(image, A, (size, size), flags=cv2.INTER_LINEAR), colour)
+    K_crop, Q = crop_camera(A, rec['K'][i])
+    pose = rec['mano_pose'][i].copy()
+    if rec['mano_valid'][i]:
+        in_plane = Q * np.array([[-1.0], [1], [1]]) if mirror else Q
+        pose[:3] = rotate_axis_angle(in_plane, pose[:3])
+        if mirror: pose = mirror_pose(pose)
+    f32 = lambda a: torch.from_numpy(np.asarray(a, np.float32))
+    i64 = lambda v: torch.from_numpy(np.array(v, np.int64))
+    return dict(image=pixels, joints_img=f32(apply_affine(A, rec['joints_img'][i])), joints_cam=f32(rec['joints_cam'][i] @ Q.T),
+                joints_valid=f32(rec['joints_valid'][i]), cam_intrinsics=f32(K_crop), mano_pose=f32(pose),
+                mano_shape=f32(rec['mano_shape'][i]), mano_valid=f32(rec['mano_valid'][i]),
+                coarse=i64(rec['coarse'][i]), fine=i64(rec['fine'][i]), hand_type=i64(rec['is_left'][i]),
+                mirrored=torch.from_numpy(np.array(mirror)), image_id=i64(rec['image_id'][i]), annot_id=i64(rec['annot_id'][i]),
+                bbox=f32(box))
