@@ -61,11 +61,11 @@ METRIC_LABELS = {'mpjpe': 'MPJPE official (mm)', 'mpjpe_intaghand': 'MPJPE Intag
                  'mpvpe_intaghand': 'MPVPE IntagHand (mm)', 'pa_mpjpe': 'PA-MPJPE (mm)',
                  'joints_2d_median': '2D joints, median crop (% of side)',
                  'coarse_top1': 'coarse top-1 (%)', 'fine_top1': 'fine top-1 (%)'}
-RUN_COLUMNS = ('name', 'kind', 'seed', 'hardware', 'device', 'data', 'git_commit', 'wall_seconds')
+RUN_COLUMNS = ('name', 'kind', 'seed', 'encoder', 'hardware', 'device', 'data', 'git_commit', 'wall_seconds')
 
 def result_rows(record: dict) -> list[dict]:
     "The row of one results record, and a row of kind 'untrained' for the untrained model it was measured against"
-    facts = {k: record[k] for k in RUN_COLUMNS}
+    facts = {**{k: record[k] for k in RUN_COLUMNS if k != 'encoder'}, 'encoder': record['config']['encoder']['backbone']}
     rows = [{**facts, **record['metrics']}]
     if 'untrained_metrics' in record: rows.append({**facts, 'kind': 'untrained', 'wall_seconds': None, **record['untrained_metrics']})
     return rows
@@ -87,10 +87,10 @@ def mean_std(values: pd.Series, scale: float = 1.0) -> str:
 # %% ../nbs/12a_results.ipynb #cbe1b683
 def summary_table(stage2: pd.DataFrame, names) -> pd.DataFrame:
     "Mean ± std over seeds of every metric of the stage-2 runs of `names` (rows only for those with results)"
-    rows = {name: {'n': len(group), **{label: mean_std(group[metric], 1 if label.endswith('(mm)') else 100)
-                                       for metric, label in METRIC_LABELS.items()}}
+    rows = {name: {'n': len(group), 'encoder': ', '.join(sorted(set(group['encoder']))),
+                   **{label: mean_std(group[metric], 1 if label.endswith('(mm)') else 100) for metric, label in METRIC_LABELS.items()}}
             for name in names if not (group := stage2[stage2['name'] == name]).empty}
-    return pd.DataFrame.from_dict(rows, orient='index', columns=['n', *METRIC_LABELS.values()]).rename_axis('experiment')
+    return pd.DataFrame.from_dict(rows, orient='index', columns=['n', 'encoder', *METRIC_LABELS.values()]).rename_axis('experiment')
 
 # %% ../nbs/12a_results.ipynb #7812b877
 def missing_runs(stage2: pd.DataFrame, names, seeds=(0, 1, 2)) -> str:
