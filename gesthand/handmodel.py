@@ -171,7 +171,8 @@ def signed_volume(vertices, faces):
     closing = []
     for loop in boundary_loops(faces):
         c = vertices[loop].mean(0)
-        closing += [(vertices[loop[k]], c, vertices[loop[k - 1]]) for k in range(len(loop))]
+        # each fan triangle runs along its rim edge backwards, as a face beside it on a closed surface would
+        closing += [(c, vertices[loop[k]], vertices[loop[k - 1]]) for k in range(len(loop))]
     tri = vertices[faces]
     vol = np.einsum('ij,ij->i', tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum()
     for a, b, c in closing: vol += a @ np.cross(b, c)
