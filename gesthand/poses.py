@@ -43,7 +43,7 @@ def clip_to_limits(flex, spread):
     return (np.clip(flex, FLEX_LIMITS[..., 0], FLEX_LIMITS[..., 1]),
             np.clip(spread, SPREAD_LIMITS[:, 0], SPREAD_LIMITS[:, 1]))
 
-# %% ../nbs/03_poses.ipynb #34ce0cc5
+# %% ../nbs/03_poses.ipynb #a86edd33
 STRAIGHT, CURLED = (0.0, 0.0, 0.0), (1.45, 1.6, 1.1)
 THUMB_OVER_FIST, THUMB_OUT, THUMB_TUCKED = (0.6, 0.5, 0.6), (-0.1, 0.0, 0.0), (1.05, 0.4, 0.3)
 SLIGHT = (0.1, 0.1, 0.05)
@@ -52,6 +52,7 @@ def _a(thumb, index, middle, ring, pinky, spread=(0, 0, 0, 0, 0), thumb_twist=(0
     twist = np.zeros((5, 3)); twist[0] = thumb_twist
     return np.array([thumb, index, middle, ring, pinky], float), np.array(spread, float), twist
 
+# %% ../nbs/03_poses.ipynb #7548164c
 _C = CURLED
 _CANONICAL = {
     'neutral_relaxed': _a((0.15, 0.15, 0.15), (0.25, 0.3, 0.2), (0.25, 0.35, 0.2), (0.3, 0.35, 0.2), (0.35, 0.35, 0.2), (0.1, 0.02, 0, 0.03, 0.08)),
@@ -97,6 +98,7 @@ _CANONICAL = {
 _SAME_AS = {'peacock': 'aokay', 'aokay_upright': 'aokay', 'rocker_frontside': 'rocker', 'rocker_backside': 'rocker',
             'one_count': 'indexpoint', 'index_point': 'indexpoint', 'palmdownwave': 'palmdown'}
 
+# %% ../nbs/03_poses.ipynb #2603a461
 def canonical_articulation(stem: str):
     "Canonical (flex (5,3), spread (5,), twist (5,3)) in radians of a gesture stem, fingers ordered thumb, index, middle, ring, pinky"
     stem = _SAME_AS.get(stem, stem)

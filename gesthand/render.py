@@ -394,7 +394,7 @@ def palm_frame(arrays, tip_vertices=TIP_VERTEX_IDS):
     pad = _orthogonal_unit(_mean_pose_tip_motion(arrays, joints, tips[0], _DIGIT_JOINTS[0][1:]), thumb_axis)
     return np.sign(curl) * normal, fingers, pad
 
-# %% ../nbs/04_render.ipynb #12d224c6
+# %% ../nbs/04_render.ipynb #d89bb36a
 def _neighbourhood_mean(values, faces, iterations):
     "Replace each vertex's value by the mean over the corners of its faces, `iterations` times (a gentle smoothing)."
     counts = np.maximum(np.bincount(faces.ravel(), minlength=len(values)) * 3, 1)
@@ -402,6 +402,7 @@ def _neighbourhood_mean(values, faces, iterations):
         values = np.bincount(faces.ravel(), np.repeat(values[faces].sum(1), 3), len(values)) / counts
     return values
 
+# %% ../nbs/04_render.ipynb #6c725116
 def _skeleton_segments(joints, tips):
     "Bones as segments: start and end points, digit (0-4), whether on a digit (not in the palm), digit_s at the start."
     starts, ends, digit, on_digit, s_start = [], [], [], [], []
@@ -412,6 +413,7 @@ def _skeleton_segments(joints, tips):
             s_start.append(4 - k)
     return np.array(starts), np.array(ends), np.array(digit), np.array(on_digit), np.array(s_start, np.float64)
 
+# %% ../nbs/04_render.ipynb #afef8d0f
 def hand_surface(arrays, tip_vertices=TIP_VERTEX_IDS) -> np.ndarray:
     "Per-vertex surface coordinates (V, len(SURFACE_CHANNELS)) float32 of a MANO hand, from its rest pose."
     v = np.asarray(arrays['v_template'], np.float64)

@@ -298,10 +298,12 @@ class HandModels:
         out = self.hands[side](as_t(pose), as_t(np.broadcast_to(shape, (n, 10))), as_t(trans))
         return out['vertices'].double().numpy() * 1000, out['joints'].double().numpy() * 1000
 
-# %% ../nbs/06_synth.ipynb #9627a188
+# %% ../nbs/06_synth.ipynb #fb0b14a1
 def _mano_record(pose, shape, trans) -> dict:
+    "One hand's MANO parameters as the annotation file stores them (rounded lists)"
     return {'pose': np.round(pose, 6).tolist(), 'shape': np.round(shape, 6).tolist(), 'trans': np.round(trans, 7).tolist()}
 
+# %% ../nbs/06_synth.ipynb #9230154b
 def plan_sequence(config: SynthConfig, models: HandModels, root: Path, split: str, capture: int, seq_index: int,
                   seq_name: str, subject: Subject, rig: list[Camera]) -> tuple[dict, list[ViewJob]]:
     "Annotation records (with the views dropped, by reason) and render jobs for one sequence of one capture"
@@ -407,6 +409,16 @@ def _worker_init() -> None:
         libc.mallopt(-1, 1_000_000_000)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError): pass  # not glibc: only slower
 
+# %% ../nbs/06_synth.ipynb #b942d2fc
+def _write_split(root: Path, split: str, data, cameras, joint_3d, mano, rootnet):
+    "Write one split's annotation files (and its RootNet file, for the splits that have one) under `root`"
+    prefix = root / 'annotations' / split / f'InterHand2.6M_{split}'
+    _write_json(Path(f'{prefix}_data.json'), data)
+    _write_json(Path(f'{prefix}_camera.json'), _camera_json(cameras))
+    _write_json(Path(f'{prefix}_joint_3d.json'), joint_3d)
+    _write_json(Path(f'{prefix}_MANO_NeuralAnnot.json'), mano)
+    if split in ROOTNET_SPLITS: _write_json(root / 'rootnet_output' / f'rootnet_interhand2.6m_output_{split}.json', rootnet)
+
 # %% ../nbs/06_synth.ipynb #14012633
 def generate(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig(), workers: int = 2,
              mano_path=None, progress: bool = True) -> Path:
@@ -445,12 +457,7 @@ def generate(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig(), wo
                         bar.update()
                     bar.total -= config.frames_per_sequence * config.cameras_per_frame - len(jobs)
             images += len(data['images'])
-            prefix = staging / 'annotations' / split / f'InterHand2.6M_{split}'
-            _write_json(Path(f'{prefix}_data.json'), data)
-            _write_json(Path(f'{prefix}_camera.json'), _camera_json(cameras))
-            _write_json(Path(f'{prefix}_joint_3d.json'), joint_3d)
-            _write_json(Path(f'{prefix}_MANO_NeuralAnnot.json'), mano)
-            if split in ROOTNET_SPLITS: _write_json(staging / 'rootnet_output' / f'rootnet_interhand2.6m_output_{split}.json', rootnet)
+            _write_split(staging, split, data, cameras, joint_3d, mano, rootnet)
         (staging / 'annotations' / 'skeleton.txt').write_text('\n'.join([SKELETON_HEADER] + skeleton_lines()) + '\n')
         _write_json(staging / 'synthetic.json', {
             'generator': 'gesthand.synth', 'world_version': WORLD_VERSION, 'config': asdict(config),
