@@ -117,6 +117,15 @@ def test_preview_files(built):
     assert '<img src="data:image/png;base64,' in html and '<table' in html, '00_gestures.html lacks its figure or table'
 
 
+def test_api_documented_once(built):
+    "Each chapter documents a name once: nbdev already shows the `@patch` methods, so an extra `show_doc` repeats them"
+    for name in CHAPTERS:
+        headings = re.findall(r'<h3 id="[^"]*" class="anchored"[^>]*>([\w.]+)\s*<', (OUT / f'{name}.html').read_text())
+        repeated = sorted({h for h in headings if headings.count(h) > 1})
+        assert not repeated, f'{name}.html documents {repeated} more than once'
+    assert 'PoseEvaluator.update' in re.findall(r'<h3 id="[^"]*" class="anchored"[^>]*>([\w.]+)', (OUT / '10_metrics.html').read_text())
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason='chromium is not installed (apt-get install chromium); .ci/run installs it')
 def test_index_in_browser(built):
     "The index page shows the book title and a sidebar that links every chapter in `_quarto.yml` order, by title"
