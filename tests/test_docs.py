@@ -117,13 +117,18 @@ def test_preview_files(built):
     assert '<img src="data:image/png;base64,' in html and '<table' in html, '00_gestures.html lacks its figure or table'
 
 
+def api_headings(name: str) -> list[str]:
+    "The names that `show_doc` headings of the built page `name`.html document, in page order"
+    return re.findall(r'<h3 id="[^"]*" class="anchored"[^>]*>([\w.]+)\s*<', (OUT / f'{name}.html').read_text())
+
+
 def test_api_documented_once(built):
     "Each chapter documents a name once: nbdev already shows the `@patch` methods, so an extra `show_doc` repeats them"
     for name in CHAPTERS:
-        headings = re.findall(r'<h3 id="[^"]*" class="anchored"[^>]*>([\w.]+)\s*<', (OUT / f'{name}.html').read_text())
+        headings = api_headings(name)
         repeated = sorted({h for h in headings if headings.count(h) > 1})
         assert not repeated, f'{name}.html documents {repeated} more than once'
-    assert 'PoseEvaluator.update' in re.findall(r'<h3 id="[^"]*" class="anchored"[^>]*>([\w.]+)', (OUT / '10_metrics.html').read_text())
+    assert 'PoseEvaluator.update' in api_headings('10_metrics')
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason='chromium is not installed (apt-get install chromium); .ci/run installs it')
